@@ -1,0 +1,257 @@
+"""Model registry.
+
+Built-in models come from the `myo-sim` pip package (nothing vendored); any MJCF path also works.
+`load_model` returns the compiled `mujoco.MjModel` plus what was done to load it (meshes stripped);
+`summarize` gives the facts the rest of the suite needs: muscles, joints and ranges, bodies, foot
+contact geoms per side, peak isometric forces and total mass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import io
+import os
+import warnings
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from msdiversity.errors import ModelError
+
+# name -> (myo-sim name, one-line description)
+BUILTIN_MODELS: dict[str, tuple[str, str]] = {
+    "myoelbow": ("myoelbow", "elbow, 1 DOF, 6 muscles"),
+    "myoelbow_2dof": ("myoelbow_2dof", "OpenSim arm26: shoulder elevation + elbow flexion, 6 muscles"),
+    "myoarm": ("myoarm", "right arm and hand on a fixed torso, 63 muscles"),
+    "myolegs": ("myolegs", "both legs on a free pelvis with passive torso, 80 muscles, foot contacts"),
+    "myofullbody": ("myofullbody", "whole body on a free root, 416 muscles, foot contacts"),
+}
+
+# Bodies whose collidable geoms count as foot contact geoms (OpenSim-style segment names).
+_FOOT_BODY_PREFIXES = ("calcn", "talus", "toes", "foot")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModel:
+    """A compiled model and how it was obtained.
+
+    Attributes:
+        name: registry name, or the file stem for a user MJCF path.
+        source: registry name or absolute XML path.
+        model: the compiled MjModel.
+        stripped_meshes: names of mesh assets removed (empty if none).
+        stripped_geoms: number of mesh geoms removed.
+    """
+
+    name: str
+    source: str
+    model: mujoco.MjModel
+    stripped_meshes: tuple[str, ...] = ()
+    stripped_geoms: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSummary:
+    """Static facts about a model (all SI units: m, kg, N, rad for hinge ranges)."""
+
+    name: str
+    nq: int
+    nv: int
+    n_dof: int  # degrees of freedom (nv)
+    n_muscles: int
+    n_tendons: int
+    free_root: str | None  # name of the free joint, or None
+    muscle_names: tuple[str, ...]
+    muscle_peak_force: np.ndarray  # (muscles,) N, peak isometric force F0
+    joint_names: tuple[str, ...]  # scalar (hinge/slide) joints, in qpos order
+    joint_ranges: np.ndarray  # (joints, 2) rad or m; [0, 0] where unlimited
+    joint_limited: np.ndarray  # (joints,) bool
+    body_names: tuple[str, ...]
+    foot_geoms: dict  # {"r": (...), "l": (...)} geom names
+    total_mass: float  # kg
+    timestep: float  # s
+    keyframes: tuple[str, ...]
+
+
+def list_models() -> list[str]:
+    return list(BUILTIN_MODELS)
+
+
+def _quiet_compile(fn, *args, **kwargs):
+    """Run a myo-sim builder without its harmless 'empty prefix' warnings on stdout/stderr."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            return fn(*args, **kwargs)
+
+
+def _missing_mesh_files(spec: mujoco.MjSpec, xml_dir: Path) -> list[str]:
+    meshdir = Path(spec.compiler.meshdir or "")
+    base = meshdir if meshdir.is_absolute() else xml_dir / meshdir
+    missing = []
+    for mesh in spec.meshes:
+        if mesh.file and not (base / mesh.file).exists() and not Path(mesh.file).exists():
+            missing.append(mesh.name or mesh.file)
+    return missing
+
+
+def strip_meshes(spec: mujoco.MjSpec) -> tuple[list[str], int]:
+    """Remove mesh geoms and mesh assets from `spec` in place, keeping every body's mass and inertia.
+
+    Body inertias are frozen first (computed with meshes when they load, otherwise taken from
+    explicit `<inertial>`), so removing visual meshes never changes the dynamics.
+
+    Returns:
+        (names of removed mesh assets, number of removed geoms)
+    """
+    n_geoms = 0
+    for geom in list(spec.geoms):
+        if geom.type == mujoco.mjtGeom.mjGEOM_MESH:
+            spec.delete(geom)
+            n_geoms += 1
+    names = [m.name or m.file for m in spec.meshes]
+    for mesh in list(spec.meshes):
+        spec.delete(mesh)
+    return names, n_geoms
+
+
+def _freeze_inertia(spec: mujoco.MjSpec, model: mujoco.MjModel) -> None:
+    """Write the compiled mass/inertia of every body back into the spec as explicit inertials."""
+    for i, body in enumerate(spec.bodies):
+        if i == 0 or body.name == "world":
+            continue
+        bid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, body.name)
+        if bid < 0:
+            continue
+        body.explicitinertial = True
+        body.mass = float(model.body_mass[bid])
+        body.ipos = model.body_ipos[bid].copy()
+        body.iquat = model.body_iquat[bid].copy()
+        body.inertia = model.body_inertia[bid].copy()
+
+
+def _spec_for(source: str) -> tuple[mujoco.MjSpec, str, Path | None]:
+    if source in BUILTIN_MODELS:
+        import myo_sim
+        from myo_sim.build.keyframes import list_postures
+
+        myo_name = BUILTIN_MODELS[source][0]
+        kwargs = {"postures": True} if list_postures(myo_name) else None
+        spec = _quiet_compile(myo_sim.load_spec, myo_name, build_kwargs=kwargs)
+        return spec, source, None
+    path = Path(source).expanduser()
+    if path.suffix.lower() == ".xml" or path.exists():
+        if not path.exists():
+            raise ModelError(f"model file not found: {path}")
+        try:
+            spec = mujoco.MjSpec.from_file(str(path.resolve()))
+        except Exception as e:  # mujoco raises ValueError with the XML line
+            raise ModelError(f"{path}: cannot parse MJCF: {e}") from None
+        return spec, path.stem, path.resolve().parent
+    raise ModelError(
+        f"unknown model '{source}': expected one of {', '.join(BUILTIN_MODELS)} or a path to an MJCF .xml file")
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(source: str, strip: str) -> LoadedModel:
+    spec, name, xml_dir = _spec_for(source)
+    stripped: list[str] = []
+    n_geoms = 0
+    want_strip = strip == "yes" or (strip == "auto" and xml_dir is not None and _missing_mesh_files(spec, xml_dir))
+    if want_strip:
+        if xml_dir is not None and not _missing_mesh_files(spec, xml_dir):
+            # Meshes load: compile once with them so mesh-derived inertias are kept exactly.
+            try:
+                _freeze_inertia(spec, _quiet_compile(spec.compile))
+            except Exception:
+                pass
+        stripped, n_geoms = strip_meshes(spec)
+    try:
+        model = _quiet_compile(spec.compile)
+    except Exception as e:
+        raise ModelError(f"{source}: cannot compile model: {e}") from None
+    src = source if source in BUILTIN_MODELS else str(Path(source).resolve())
+    return LoadedModel(name=name, source=src, model=model, stripped_meshes=tuple(stripped),
+                       stripped_geoms=n_geoms)
+
+
+def load_model(source: str | os.PathLike, strip_meshes: bool | None = None) -> LoadedModel:
+    """Load a built-in model by name or any MJCF file by path.
+
+    Args:
+        source: a name from `BUILTIN_MODELS` or a path to an MJCF .xml file.
+        strip_meshes: True strips visual meshes; False never does; None (default) strips them only
+            when mesh files are missing. Masses and inertias are unchanged either way: a model
+            whose mesh files exist is compiled with them first and its inertias frozen.
+
+    Returns:
+        LoadedModel (cached: the same source returns the same compiled model; copy before editing).
+    """
+    strip = {True: "yes", False: "no", None: "auto"}[strip_meshes]
+    return _load_cached(str(source), strip)
+
+
+def _names(model: mujoco.MjModel, obj: mujoco.mjtObj, n: int) -> tuple[str, ...]:
+    return tuple(mujoco.mj_id2name(model, obj, i) or f"{obj.name.lower()[6:]}{i}" for i in range(n))
+
+
+def muscle_ids(model: mujoco.MjModel) -> np.ndarray:
+    """Indices of muscle actuators (gain type muscle)."""
+    return np.flatnonzero(model.actuator_gaintype == mujoco.mjtGain.mjGAIN_MUSCLE)
+
+
+def scalar_joint_ids(model: mujoco.MjModel) -> np.ndarray:
+    """Indices of hinge and slide joints (one qpos each), in model order."""
+    return np.flatnonzero(np.isin(model.jnt_type, [mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE]))
+
+
+def foot_geoms(model: mujoco.MjModel) -> dict[str, tuple[str, ...]]:
+    """Collidable geoms on foot bodies (calcn/talus/toes/foot), split by side suffix _r / _l."""
+    out: dict[str, list[str]] = {"r": [], "l": []}
+    for g in range(model.ngeom):
+        if not (model.geom_contype[g] or model.geom_conaffinity[g]):
+            continue
+        body = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_BODY, model.geom_bodyid[g]) or ""
+        name = mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_GEOM, g) or f"geom{g}"
+        if not body.lower().startswith(_FOOT_BODY_PREFIXES):
+            continue
+        side = "r" if body.lower().endswith("_r") else "l" if body.lower().endswith("_l") else None
+        if side:
+            out[side].append(name)
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def summarize(loaded: LoadedModel | mujoco.MjModel, name: str | None = None) -> ModelSummary:
+    model = loaded.model if isinstance(loaded, LoadedModel) else loaded
+    name = name or (loaded.name if isinstance(loaded, LoadedModel) else "model")
+    mus = muscle_ids(model)
+    jids = scalar_joint_ids(model)
+    free = [i for i in range(model.njnt) if model.jnt_type[i] == mujoco.mjtJoint.mjJNT_FREE]
+    jn = _names(model, mujoco.mjtObj.mjOBJ_JOINT, model.njnt)
+    an = _names(model, mujoco.mjtObj.mjOBJ_ACTUATOR, model.nu)
+    # Muscle gainprm[2] is F0 (peak isometric force); negative means "computed by the compiler",
+    # which is then stored back into gainprm[2] after compilation.
+    f0 = model.actuator_gainprm[mus, 2].copy()
+    return ModelSummary(
+        name=name,
+        nq=model.nq,
+        nv=model.nv,
+        n_dof=model.nv,
+        n_muscles=len(mus),
+        n_tendons=model.ntendon,
+        free_root=jn[free[0]] if free else None,
+        muscle_names=tuple(an[i] for i in mus),
+        muscle_peak_force=f0,
+        joint_names=tuple(jn[i] for i in jids),
+        joint_ranges=model.jnt_range[jids].copy(),
+        joint_limited=model.jnt_limited[jids].astype(bool),
+        body_names=_names(model, mujoco.mjtObj.mjOBJ_BODY, model.nbody),
+        foot_geoms=foot_geoms(model),
+        total_mass=float(model.body_subtreemass[0]),
+        timestep=float(model.opt.timestep),
+        keyframes=_names(model, mujoco.mjtObj.mjOBJ_KEY, model.nkey),
+    )
