@@ -1,0 +1,26 @@
+"""Reference motions: OpenSim readers, GRF, mapping onto a model, synthetic ground-truth motions.
+
+`ReferenceMotion`, `GRF`, `ModelReference` are defined in `reference.py`; the readers, mapping and
+synthesis functions are imported lazily (they pull in MuJoCo / scipy).
+"""
+
+from msdiversity.motions.reference import GRF, ModelReference, ReferenceMotion
+
+_LAZY = {
+    "read_opensim": "msdiversity.motions.opensim",
+    "read_grf": "msdiversity.motions.opensim",
+    "map_to_model": "msdiversity.motions.mapping",
+    "MappingReport": "msdiversity.motions.mapping",
+    "synthesize": "msdiversity.motions.synthetic",
+    "load_motion": "msdiversity.motions.loading",
+}
+
+__all__ = ["GRF", "ModelReference", "ReferenceMotion", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'msdiversity.motions' has no attribute {name!r}")
