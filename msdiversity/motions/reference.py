@@ -82,6 +82,7 @@ class GRF:
         feet: foot labels, ('r', 'l').
         time: (T,) s when the GRF is on its own clock (straight from `read_grf`); None when it
             shares the owning `ReferenceMotion.time`.
+        notes: how it was obtained (plate -> foot assignment and why).
     """
 
     force: np.ndarray
@@ -89,6 +90,7 @@ class GRF:
     free_moment: np.ndarray
     feet: tuple[str, ...] = FEET
     time: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
 
     def at(self, t_new: np.ndarray) -> "GRF":
         """Linearly resample onto `t_new` (s); needs `time`. Outside the recorded span: zero force."""
@@ -105,7 +107,7 @@ class GRF:
         m[~inside] = 0.0
         cop[~inside] = np.nan
         cop[unl] = np.nan
-        return GRF(force=f, cop=cop, free_moment=m, feet=self.feet, time=None)
+        return GRF(force=f, cop=cop, free_moment=m, feet=self.feet, time=None, notes=self.notes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,9 +188,12 @@ class ReferenceMotion:
     # ---- transforms ----------------------------------------------------------------------------
     def with_grf(self, grf: GRF | None) -> "ReferenceMotion":
         """Attach a GRF; one on its own clock is resampled (linearly) onto this motion's time."""
-        if grf is not None and grf.time is not None:
-            grf = grf.at(self.time)
-        return dataclasses.replace(self, grf=grf)
+        meta = self.meta
+        if grf is not None:
+            if grf.time is not None:
+                grf = grf.at(self.time)
+            meta = dict(meta, grf_notes=list(grf.notes))
+        return dataclasses.replace(self, grf=grf, meta=meta)
 
     def resample(self, rate_hz: float) -> "ReferenceMotion":
         """Resample to a uniform `rate_hz` grid from time[0] (no extrapolation past time[-1]).
@@ -220,7 +225,8 @@ class ReferenceMotion:
         )
         if self.grf is not None:
             ds = ds.assign_coords(foot=list(self.grf.feet), axis=list(AXES))
-            ds["grf_force"] = (("time", "foot", "axis"), self.grf.force, {"units": "N", "frame": "mujoco_world_zup"})
+            ds["grf_force"] = (("time", "foot", "axis"), self.grf.force,
+                               {"units": "N", "frame": "mujoco_world_zup", "notes": json.dumps(list(self.grf.notes))})
             ds["grf_cop"] = (("time", "foot", "axis"), self.grf.cop, {"units": "m", "frame": "mujoco_world_zup"})
             ds["grf_free_moment"] = (("time", "foot", "axis"), self.grf.free_moment,
                                      {"units": "N m", "frame": "mujoco_world_zup"})
@@ -240,7 +246,8 @@ class ReferenceMotion:
         grf = None
         if "grf_force" in ds:
             grf = GRF(force=ds["grf_force"].values, cop=ds["grf_cop"].values,
-                      free_moment=ds["grf_free_moment"].values, feet=tuple(str(f) for f in ds["foot"].values))
+                      free_moment=ds["grf_free_moment"].values, feet=tuple(str(f) for f in ds["foot"].values),
+                      notes=tuple(json.loads(ds["grf_force"].attrs.get("notes", "[]"))))
         get = lambda k: ds[k].values if k in ds else None  # noqa: E731
         return cls(
             time=ds["time"].values,
