@@ -1,0 +1,406 @@
+"""Report figures drawn only from the recording / metrics / analysis datasets.
+
+Every function takes xarray Datasets and returns a `plotly.graph_objects.Figure`, or None when the
+data it needs is absent (e.g. GRF for a model without feet). Angles are shown in degrees, time in s.
+Only the deterministic trial (trial 0, mean action) is drawn unless a figure says otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import xarray as xr
+from plotly.subplots import make_subplots
+
+from msdiversity.report import style
+
+MAX_POINTS = 400  # time samples per trace; longer recordings are strided (plots only, not statistics)
+
+
+def _stride(n: int, max_points: int = MAX_POINTS) -> slice:
+    return slice(None, None, max(1, int(np.ceil(n / max_points))))
+
+
+def member_labels(rec: xr.Dataset) -> list[str]:
+    """'m0 · seed 0 · p=2' style labels from the per-member coords that vary across members."""
+    labels = []
+    varying = [c for c in ("seed", "effort_exponent", "effort_weight", "smoothness_weight", "synergy_weight",
+                           "emg_weight") if c in rec.coords and np.unique(rec[c].values).size > 1]
+    short = {"seed": "seed ", "effort_exponent": "p=", "effort_weight": "w_eff=", "smoothness_weight": "w_sm=",
+             "synergy_weight": "w_syn=", "emg_weight": "w_emg="}
+    for i, m in enumerate(rec["member"].values):
+        parts = [f"m{int(m)}"]
+        for c in varying:
+            v = rec[c].values[i]
+            parts.append(f"{short[c]}{v:g}" if isinstance(v, (float, np.floating)) else f"{short[c]}{v}")
+        labels.append(" · ".join(parts))
+    return labels
+
+
+def joint_is_rotation(rec: xr.Dataset) -> np.ndarray:
+    """(joint,) bool. Uses a `joint_is_rotation` coord when the recorder provides one; otherwise
+    OpenSim naming (translations end in _tx/_ty/_tz)."""
+    if "joint_is_rotation" in rec.coords or "joint_is_rotation" in rec:
+        return np.asarray(rec["joint_is_rotation"].values, bool)
+    names = [str(j) for j in rec["joint"].values]
+    return np.array([not n.endswith(("_tx", "_ty", "_tz")) for n in names])
+
+
+def _joint_display(values: np.ndarray, is_rot: bool) -> tuple[np.ndarray, str]:
+    return (np.rad2deg(values), "deg") if is_rot else (values * 100.0, "cm")
+
+
+def _first_trial(da: xr.DataArray) -> xr.DataArray:
+    return da.isel(trial=0) if "trial" in da.dims else da
+
+
+def kinematics(rec: xr.Dataset, max_joints: int = 24) -> go.Figure:
+    """Reference vs member joint trajectories (trial 0), one panel per tracked joint."""
+    joints = [str(j) for j in rec["joint"].values]
+    tracked = (np.asarray(rec["tracked_joint"].values, bool) if "tracked_joint" in rec.coords
+               else np.ones(len(joints), bool))
+    idx = [i for i in range(len(joints)) if tracked[i]][:max_joints]
+    is_rot = joint_is_rotation(rec)
+    rows, cols = style.grid_shape(len(idx))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[joints[i] for i in idx],
+                        horizontal_spacing=0.07, vertical_spacing=min(0.12, 0.5 / max(rows, 1)))
+    t = rec["time"].values
+    sl = _stride(t.size)
+    labels = member_labels(rec)
+    q = _first_trial(rec["qpos"]).values  # (member, time, joint)
+    for k, j in enumerate(idx):
+        r, c = divmod(k, cols)
+        ref, unit = _joint_display(rec["qpos_ref"].values[:, j], is_rot[j])
+        for m in range(q.shape[0]):
+            y, _ = _joint_display(q[m, :, j], is_rot[j])
+            fig.add_trace(go.Scatter(x=t[sl], y=y[sl], mode="lines", name=labels[m], legendgroup=labels[m],
+                                     showlegend=k == 0, line=dict(color=style.member_color(m), width=1.3),
+                                     opacity=0.85), row=r + 1, col=c + 1)
+        fig.add_trace(go.Scatter(x=t[sl], y=ref[sl], mode="lines", name="reference", legendgroup="reference",
+                                 showlegend=k == 0, line=dict(color=style.REF_COLOR, width=2.5, dash="dash")),
+                      row=r + 1, col=c + 1)
+        fig.update_yaxes(title_text=unit, row=r + 1, col=c + 1)
+    fig.update_xaxes(title_text="time (s)", row=rows)
+    fig.update_layout(**style.base_layout(height=150 + 230 * rows))
+    return fig
+
+
+def grf(rec: xr.Dataset) -> go.Figure | None:
+    """Ground reaction force per foot and axis: reference vs members (trial 0), N."""
+    if "grf" not in rec:
+        return None
+    feet = [str(f) for f in rec["foot"].values]
+    axes = [str(a) for a in rec["axis"].values]
+    titles = [f"{'right' if f == 'r' else 'left' if f == 'l' else f} foot, {a}" + (" (vertical)" if a == "z" else "")
+              for f in feet for a in axes]
+    fig = make_subplots(rows=len(feet), cols=len(axes), subplot_titles=titles, horizontal_spacing=0.07)
+    t = rec["time"].values
+    sl = _stride(t.size)
+    labels = member_labels(rec)
+    g = _first_trial(rec["grf"]).values  # (member, time, foot, axis)
+    for fi in range(len(feet)):
+        for ai in range(len(axes)):
+            first = fi == 0 and ai == 0
+            for m in range(g.shape[0]):
+                fig.add_trace(go.Scatter(x=t[sl], y=g[m, sl, fi, ai], mode="lines", name=labels[m],
+                                         legendgroup=labels[m], showlegend=first,
+                                         line=dict(color=style.member_color(m), width=1.2), opacity=0.85),
+                              row=fi + 1, col=ai + 1)
+            if "grf_ref" in rec:
+                fig.add_trace(go.Scatter(x=t[sl], y=rec["grf_ref"].values[sl, fi, ai], mode="lines",
+                                         name="reference", legendgroup="reference", showlegend=first,
+                                         line=dict(color=style.REF_COLOR, width=2.5, dash="dash")),
+                              row=fi + 1, col=ai + 1)
+    fig.update_yaxes(title_text="N", col=1)
+    fig.update_xaxes(title_text="time (s)", row=len(feet))
+    fig.update_layout(**style.base_layout(height=180 + 240 * len(feet)))
+    return fig
+
+
+def activation_heatmaps(rec: xr.Dataset, max_members: int = 16) -> go.Figure:
+    """One muscle x time heatmap of activation per member (trial 0), shared 0..1 colour scale."""
+    act = _first_trial(rec["activation"])  # (member, time, muscle)
+    n = min(act.sizes["member"], max_members)
+    labels = member_labels(rec)
+    rows, cols = style.grid_shape(n, max_cols=4)
+    muscles = [str(m) for m in rec["muscle"].values]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=labels[:n], shared_yaxes=True,
+                        horizontal_spacing=0.03, vertical_spacing=min(0.1, 0.4 / max(rows, 1)))
+    t = rec["time"].values
+    sl = _stride(t.size, 200)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        fig.add_trace(go.Heatmap(z=act.values[k, sl, :].T, x=t[sl], y=muscles, zmin=0, zmax=1,
+                                 colorscale=style.HEAT, showscale=k == 0,
+                                 colorbar=dict(title="activation", len=0.6),
+                                 hovertemplate="t=%{x:.3f} s<br>%{y}<br>a=%{z:.2f}<extra></extra>"),
+                      row=r + 1, col=c + 1)
+    fig.update_xaxes(title_text="time (s)", row=rows)
+    per_row = max(180, 14 * len(muscles) + 60)
+    fig.update_layout(**style.base_layout(height=100 + per_row * rows))
+    return fig
+
+
+def training_curves(metrics: xr.Dataset | None, max_vars: int = 4) -> go.Figure | None:
+    """Per-member training curves for up to `max_vars` metrics with dims (member, iteration)."""
+    if metrics is None:
+        return None
+    prefer = ("reward", "episode_reward", "joint_err_deg", "body_err_cm", "loss")
+    names = [v for v in metrics.data_vars if set(metrics[v].dims) == {"member", "iteration"}]
+    names = sorted(names, key=lambda v: (next((i for i, p in enumerate(prefer) if p in v), len(prefer)), v))
+    names = names[:max_vars]
+    if not names:
+        return None
+    xname = "env_steps" if "env_steps" in metrics.coords else "iteration"
+    x = metrics[xname].values
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
+    for k, v in enumerate(names):
+        y = metrics[v].transpose("member", "iteration").values
+        for m in range(y.shape[0]):
+            fig.add_trace(go.Scatter(x=x, y=y[m], mode="lines", name=f"m{int(metrics['member'].values[m])}",
+                                     legendgroup=str(m), showlegend=k == 0,
+                                     line=dict(color=style.member_color(m), width=1.2)), row=1, col=k + 1)
+        fig.update_xaxes(title_text=xname.replace("_", " "), row=1, col=k + 1)
+    fig.update_layout(**style.base_layout(height=360))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# Figures from the analysis dataset (variable names documented in msdiversity/analysis/__init__.py)
+# ---------------------------------------------------------------------------------------------------
+
+def _has(ds: xr.Dataset | None, *names: str) -> bool:
+    return ds is not None and all(n in ds for n in names)
+
+
+def _finite(a) -> bool:
+    a = np.asarray(a, float)
+    return a.size > 0 and bool(np.isfinite(a).any())
+
+
+def specificity_vs_diversity(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | None:
+    """Per member: normalised distance to the leave-one-out ensemble mean, muscles (y) vs movement (x)."""
+    if not _has(ana, "div_member_internal", "div_member_external"):
+        return None
+    x = ana["div_member_external"].values
+    y = ana["div_member_internal"].values
+    labels = member_labels(rec)
+    hi = float(np.nanmax(np.concatenate([x, y, [1.0]]))) * 1.1
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, hi], y=[0, hi], mode="lines", name="muscles = movement",
+                             line=dict(color="#999", dash="dot")))
+    for m in range(x.size):
+        fig.add_trace(go.Scatter(x=[x[m]], y=[y[m]], mode="markers", name=labels[m],
+                                 marker=dict(size=12, color=style.member_color(m), line=dict(width=1, color="#333")),
+                                 hovertemplate=f"{labels[m]}<br>movement %{{x:.2f}}<br>muscles %{{y:.2f}}<extra></extra>"))
+    fig.update_xaxes(title_text="movement distance (kinematics/GRF), noise floors", rangemode="tozero")
+    fig.update_yaxes(title_text="muscle-activation distance, noise floors", rangemode="tozero")
+    fig.update_layout(**style.base_layout(height=460))
+    return fig
+
+
+def specificity_bars(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | None:
+    """Per-member joint-angle RMSE per joint (stacked by joint is misleading, so grouped bars)."""
+    if not _has(ana, "spec_joint_rmse_deg"):
+        return None
+    labels = member_labels(rec)
+    fig = go.Figure()
+    if _has(ana, "spec_joint_rmse_per_joint_deg"):
+        per = ana["spec_joint_rmse_per_joint_deg"].transpose("member", "joint")
+        for j, name in enumerate(per["joint"].values):
+            col = per.values[:, j]
+            if _finite(col):
+                fig.add_trace(go.Bar(x=labels, y=col, name=str(name)))
+    fig.add_trace(go.Scatter(x=labels, y=ana["spec_joint_rmse_deg"].values, mode="markers", name="all tracked joints",
+                             marker=dict(symbol="diamond", size=12, color=style.REF_COLOR)))
+    fig.update_yaxes(title_text="joint-angle RMSE (deg)", rangemode="tozero")
+    fig.update_layout(**style.base_layout(height=400, barmode="group"))
+    return fig
+
+
+def distance_matrices(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | None:
+    """Pairwise normalised distances between members: activations vs kinematics vs GRF."""
+    names = [(v, t) for v, t in (("div_act_rmse_norm", "muscle activations"), ("div_kin_rmse_norm", "kinematics"),
+                                 ("div_grf_rmse_norm", "GRF")) if _has(ana, v) and _finite(ana[v].values)]
+    if not names:
+        return None
+    labels = [f"m{int(m)}" for m in ana["member"].values]
+    zmax = float(max(np.nanmax(ana[v].values) for v, _ in names))
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[t for _, t in names], horizontal_spacing=0.06)
+    for k, (v, _) in enumerate(names):
+        fig.add_trace(go.Heatmap(z=ana[v].transpose("member", "member_b").values, x=labels, y=labels, zmin=0,
+                                 zmax=zmax, colorscale=style.HEAT, showscale=k == 0,
+                                 colorbar=dict(title="noise floors"),
+                                 hovertemplate="%{y} vs %{x}: %{z:.2f}<extra></extra>"), row=1, col=k + 1)
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{k + 1 if k else ''}", row=1, col=k + 1)
+    fig.update_layout(**style.base_layout(height=420))
+    return fig
+
+
+def muscle_overlays(rec: xr.Dataset, ana: xr.Dataset | None, max_muscles: int = 24) -> go.Figure:
+    """Per muscle: member activations (trial 0), the static-optimisation solutions and the feasible band."""
+    muscles = [str(m) for m in rec["muscle"].values][:max_muscles]
+    rows, cols = style.grid_shape(len(muscles))
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=muscles, shared_yaxes=True,
+                        horizontal_spacing=0.05, vertical_spacing=min(0.12, 0.5 / max(rows, 1)))
+    t = rec["time"].values
+    sl = _stride(t.size)
+    labels = member_labels(rec)
+    act = _first_trial(rec["activation"]).values  # (member, time, muscle)
+    band = _has(ana, "base_feasible_min", "base_feasible_max") and _finite(ana["base_feasible_min"].values)
+    so = _has(ana, "base_so_activation") and _finite(ana["base_so_activation"].values)
+    pt = ana["phase_time"].values if _has(ana) and "phase_time" in ana.coords else None
+    for k, name in enumerate(muscles):
+        r, c = divmod(k, cols)
+        first = k == 0
+        if band and pt is not None:
+            lo = ana["base_feasible_min"].sel(muscle=name).values
+            hi = ana["base_feasible_max"].sel(muscle=name).values
+            fig.add_trace(go.Scatter(x=np.concatenate([pt, pt[::-1]]), y=np.concatenate([hi, lo[::-1]]),
+                                     fill="toself", fillcolor=style.BAND_COLOR, line=dict(width=0),
+                                     name="feasible range (inverse dynamics)", legendgroup="band",
+                                     showlegend=first, hoverinfo="skip"), row=r + 1, col=c + 1)
+        for m in range(act.shape[0]):
+            fig.add_trace(go.Scatter(x=t[sl], y=act[m, sl, k], mode="lines", name=labels[m], legendgroup=labels[m],
+                                     showlegend=first, line=dict(color=style.member_color(m), width=1.2),
+                                     opacity=0.85), row=r + 1, col=c + 1)
+        if so and pt is not None:
+            so_da = ana["base_so_activation"].sel(muscle=name)
+            for i, p in enumerate(so_da["p"].values):
+                fig.add_trace(go.Scatter(x=pt, y=so_da.values[i], mode="lines", name=f"static optimisation, p={p:g}",
+                                         legendgroup=f"so{i}", showlegend=first,
+                                         line=dict(color=style.SO_COLOR, width=2.2 if float(p) == 2 else 1.4,
+                                                   dash=("solid", "dash", "dot", "dashdot")[i % 4])),
+                              row=r + 1, col=c + 1)
+    fig.update_yaxes(range=[-0.02, 1.02], col=1, title_text="activation")
+    fig.update_xaxes(title_text="time (s)", row=rows)
+    fig.update_layout(**style.base_layout(height=150 + 230 * rows))
+    return fig
+
+
+def synergy_weights(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | None:
+    """Aligned synergy vectors W (unit norm) per member: one panel per synergy, bars per member."""
+    if not _has(ana, "syn_W"):
+        return None
+    W = ana["syn_W"].transpose("member", "synergy", "muscle")
+    n_syn = W.sizes["synergy"]
+    muscles = [str(m) for m in W["muscle"].values]
+    labels = member_labels(rec)
+    ref = W.attrs.get("reference_member")
+    fig = make_subplots(rows=n_syn, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=[f"synergy {s + 1}" for s in range(n_syn)])
+    for s in range(n_syn):
+        for m in range(W.sizes["member"]):
+            fig.add_trace(go.Bar(x=muscles, y=W.values[m, s], name=labels[m], legendgroup=labels[m],
+                                 showlegend=s == 0, marker_color=style.member_color(m)), row=s + 1, col=1)
+        fig.update_yaxes(title_text="weight", row=s + 1, col=1)
+    title = f"aligned to member m{int(ref)}" if ref is not None else None
+    fig.update_layout(**style.base_layout(height=120 + 200 * n_syn, barmode="group", bargap=0.25),
+                      title=dict(text=title, font=dict(size=12), x=1, xanchor="right"))
+    return fig
+
+
+def synergy_activations(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | None:
+    """Synergy activation coefficients H (trial 0) per member, one panel per synergy."""
+    if not _has(ana, "syn_H"):
+        return None
+    H = ana["syn_H"].transpose("member", "synergy", "phase")
+    n_syn = H.sizes["synergy"]
+    x = ana["phase_time"].values if "phase_time" in ana.coords else H["phase"].values
+    labels = member_labels(rec)
+    rows, cols = style.grid_shape(n_syn)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[f"synergy {s + 1}" for s in range(n_syn)],
+                        horizontal_spacing=0.06)
+    for s in range(n_syn):
+        r, c = divmod(s, cols)
+        for m in range(H.sizes["member"]):
+            fig.add_trace(go.Scatter(x=x, y=H.values[m, s], mode="lines", name=labels[m], legendgroup=labels[m],
+                                     showlegend=s == 0, line=dict(color=style.member_color(m), width=1.3)),
+                          row=r + 1, col=c + 1)
+    fig.update_xaxes(title_text="time (s)" if "phase_time" in ana.coords else "% of motion", row=rows)
+    fig.update_layout(**style.base_layout(height=150 + 240 * rows))
+    return fig
+
+
+def synergy_matching(ana: xr.Dataset) -> go.Figure | None:
+    """Member x member mean cosine of optimally matched synergies, and cross-VAF."""
+    names = [(v, t) for v, t in (("syn_match_cosine", "matched-synergy cosine"),
+                                 ("syn_cross_vaf", "cross-VAF (row's W fits column's data)")) if _has(ana, v)]
+    if not names:
+        return None
+    labels = [f"m{int(m)}" for m in ana["member"].values]
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[t for _, t in names], horizontal_spacing=0.08)
+    for k, (v, _) in enumerate(names):
+        z = ana[v].transpose("member", "member_b").values
+        fig.add_trace(go.Heatmap(z=z, x=labels, y=labels, zmin=0, zmax=1, colorscale=style.HEAT, showscale=k == 0,
+                                 colorbar=dict(title="0..1"), text=np.round(z, 2), texttemplate="%{text}" if z.shape[0] <= 12 else None,
+                                 hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>"), row=1, col=k + 1)
+        fig.update_yaxes(autorange="reversed", row=1, col=k + 1)
+    fig.update_layout(**style.base_layout(height=440))
+    return fig
+
+
+def vaf_curves(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | None:
+    """VAF against number of synergies per member, with the threshold used to choose k."""
+    if not _has(ana, "syn_vaf"):
+        return None
+    vaf = ana["syn_vaf"].transpose("member", "k")
+    k = vaf["k"].values
+    labels = member_labels(rec)
+    fig = go.Figure()
+    for m in range(vaf.sizes["member"]):
+        fig.add_trace(go.Scatter(x=k, y=100 * vaf.values[m], mode="lines+markers", name=labels[m],
+                                 line=dict(color=style.member_color(m), width=1.3)))
+    thr = _vaf_threshold(ana)
+    fig.add_hline(y=100 * thr, line=dict(color="#999", dash="dot"), annotation_text=f"threshold {100 * thr:g}%")
+    fig.update_xaxes(title_text="number of synergies k", dtick=1)
+    fig.update_yaxes(title_text="VAF (%)")
+    fig.update_layout(**style.base_layout(height=380))
+    return fig
+
+
+def _vaf_threshold(ana: xr.Dataset) -> float:
+    for where in (ana["syn_vaf"].attrs, ana["syn_k_chosen"].attrs if "syn_k_chosen" in ana else {}):
+        if "vaf_threshold" in where:
+            return float(where["vaf_threshold"])
+    import json
+
+    try:
+        return float(json.loads(ana.attrs.get("analysis_config", "{}")).get("vaf_threshold", 0.9))
+    except (ValueError, TypeError):
+        return 0.9
+
+
+def embedding(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | None:
+    """Activation patterns of every (member, trial) in PCA (and UMAP when computed) coordinates."""
+    if not _has(ana, "emb_pca"):
+        return None
+    panels = [("emb_pca", "PCA")]
+    if _has(ana, "emb_umap") and _finite(ana["emb_umap"].values):
+        panels.append(("emb_umap", "UMAP"))
+    titles = []
+    for v, t in panels:
+        if v == "emb_pca" and "emb_pca_explained" in ana:
+            ev = ana["emb_pca_explained"].values
+            titles.append(f"PCA (PC1 {100 * ev[0]:.0f}%, PC2 {100 * ev[1]:.0f}% of variance)" if ev.size > 1 else t)
+        else:
+            titles.append(t)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, horizontal_spacing=0.08)
+    labels = member_labels(rec)
+    cluster = ana["emb_cluster"].values if "emb_cluster" in ana else None
+    for k, (v, _) in enumerate(panels):
+        X = ana[v].transpose("member", "trial", ...).values  # (member, trial, component)
+        for m in range(X.shape[0]):
+            fam = f" · family {int(cluster[m]) + 1}" if cluster is not None else ""
+            size = [14] + [8] * (X.shape[1] - 1)
+            symbol = ["diamond"] + ["circle"] * (X.shape[1] - 1)
+            fig.add_trace(go.Scatter(x=X[m, :, 0], y=X[m, :, 1] if X.shape[2] > 1 else np.zeros(X.shape[1]),
+                                     mode="markers", name=labels[m] + fam, legendgroup=labels[m], showlegend=k == 0,
+                                     marker=dict(size=size, symbol=symbol, color=style.member_color(m),
+                                                 line=dict(width=1, color="#333")),
+                                     text=[f"{labels[m]}{fam}, trial {t}" for t in range(X.shape[1])],
+                                     hovertemplate="%{text}<extra></extra>"), row=1, col=k + 1)
+        fig.update_xaxes(title_text="component 1", row=1, col=k + 1)
+        fig.update_yaxes(title_text="component 2", row=1, col=k + 1)
+    fig.update_layout(**style.base_layout(height=460))
+    return fig

@@ -1,0 +1,215 @@
+"""Headline numbers and plain-language text generated from the analysis dataset.
+
+`headline(rec, ana)` collects the numbers (with 95 % confidence intervals) that the summary shows;
+`conclusion(h)` turns them into careful sentences. Wording rules: say what was measured and on how
+many members, give intervals, never claim more than the test supports (a non-significant test is
+"not detected", not "absent"), and flag when tracking is too poor for the diversity to mean much.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import xarray as xr
+
+POOR_TRACKING_DEG = 5.0  # joint RMSE above which diversity may reflect tracking failure, not redundancy
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A number with a 95 % interval (`lo`, `hi` NaN when unknown) and its units."""
+
+    value: float
+    lo: float = math.nan
+    hi: float = math.nan
+    units: str = ""
+    how: str = ""  # how the interval was obtained
+
+    @property
+    def ok(self) -> bool:
+        return math.isfinite(self.value)
+
+    def fmt(self, digits: int = 2, unit_sep: str = " ") -> str:
+        if not self.ok:
+            return "n/a"
+        u = f"{unit_sep}{self.units}" if self.units and self.units != "1" else ""
+        s = f"{self.value:.{digits}f}{u}"
+        if math.isfinite(self.lo) and math.isfinite(self.hi):
+            s += f" (95% CI {self.lo:.{digits}f}–{self.hi:.{digits}f})"
+        return s
+
+
+@dataclass
+class Headline:
+    n_members: int
+    n_trials: int
+    model: str
+    motion: str
+    joint_rmse_deg: Estimate
+    body_err_cm: Estimate
+    grf_rmse_pct_bw: Estimate
+    act_distance: Estimate          # mean pairwise activation RMSE (activation units, 0..1)
+    d_int: Estimate
+    d_ext: Estimate
+    index: Estimate
+    test: dict = field(default_factory=dict)  # the act_vs_external row of the statistics table
+    synergy_test: dict = field(default_factory=dict)
+    k_common: float = math.nan
+    synergy_cosine: Estimate = Estimate(math.nan)
+    n_families: float = math.nan
+    inside_feasible: Estimate = Estimate(math.nan)
+    normalisation: str = ""
+    has_grf: bool = False
+
+
+def bootstrap_mean(x, seed: int = 0, n_boot: int = 2000) -> Estimate:
+    """Mean over independent units (members) with a 95 % percentile-bootstrap interval."""
+    x = np.asarray(x, float)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return Estimate(math.nan)
+    if x.size == 1:
+        return Estimate(float(x[0]))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return Estimate(float(x.mean()), float(lo), float(hi), how=f"percentile bootstrap over {x.size} members")
+
+
+def _boot_var(ana: xr.Dataset, name: str, units: str = "") -> Estimate:
+    if ana is None or name not in ana:
+        return Estimate(math.nan)
+    da = ana[name]
+    if "boot" not in da.dims:
+        return Estimate(float(da.values), units=units)
+    g = {str(b): float(da.sel(boot=b).values) for b in da["boot"].values}
+    return Estimate(g.get("estimate", math.nan), g.get("ci_low", math.nan), g.get("ci_high", math.nan), units,
+                    "percentile bootstrap over members")
+
+
+def _test_row(ana: xr.Dataset, name: str) -> dict:
+    if ana is None or "test" not in ana.coords or name not in [str(t) for t in ana["test"].values]:
+        return {}
+    row = {}
+    for v in ana.data_vars:
+        if v.startswith("stat_") and ana[v].dims == ("test",):
+            val = ana[v].sel(test=name).values.item()
+            row[v[len("stat_"):]] = val.decode() if isinstance(val, bytes) else val
+    return row
+
+
+def _off_diagonal(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, float)
+    return a[~np.eye(a.shape[0], dtype=bool)]
+
+
+def headline(rec: xr.Dataset, ana: xr.Dataset | None) -> Headline:
+    """Collect the summary numbers from the analysis dataset (the recording gives names and counts)."""
+    n_mem = int(rec.sizes["member"])
+    get = (lambda v: ana[v].values) if ana is not None else (lambda v: np.array([np.nan]))
+    has = (lambda v: ana is not None and v in ana)
+    jr = bootstrap_mean(get("spec_joint_rmse_deg")) if has("spec_joint_rmse_deg") else Estimate(math.nan)
+    be = bootstrap_mean(get("spec_body_err_cm")) if has("spec_body_err_cm") else Estimate(math.nan)
+    gr = bootstrap_mean(get("spec_grf_rmse_pct_bw")) if has("spec_grf_rmse_pct_bw") else Estimate(math.nan)
+    ad = Estimate(math.nan)
+    if has("div_act_rmse") and n_mem > 1:
+        pairs = ana["div_act_rmse"].transpose("member", "member_b").values
+        ad = bootstrap_mean(pairs.mean(axis=1) * n_mem / (n_mem - 1))  # per-member mean distance to the others
+    sc = Estimate(math.nan)
+    if has("syn_match_cosine") and n_mem > 1:
+        c = ana["syn_match_cosine"].transpose("member", "member_b").values
+        sc = bootstrap_mean((c.sum(axis=1) - np.diag(c)) / (n_mem - 1))
+    inside = bootstrap_mean(get("base_inside_fraction")) if has("base_inside_fraction") else Estimate(math.nan)
+    return Headline(
+        n_members=n_mem, n_trials=int(rec.sizes.get("trial", 1)), model=str(rec.attrs.get("model", "?")),
+        motion=str(rec.attrs.get("motion", "?")),
+        joint_rmse_deg=Estimate(jr.value, jr.lo, jr.hi, "°", jr.how),
+        body_err_cm=Estimate(be.value, be.lo, be.hi, "cm", be.how),
+        grf_rmse_pct_bw=Estimate(gr.value, gr.lo, gr.hi, "% BW", gr.how),
+        act_distance=ad,
+        d_int=_boot_var(ana, "div_internal"), d_ext=_boot_var(ana, "div_external"), index=_boot_var(ana, "div_index"),
+        test=_test_row(ana, "act_vs_external"), synergy_test=_test_row(ana, "synergies_shared"),
+        k_common=float(get("syn_k_common")) if has("syn_k_common") else math.nan,
+        synergy_cosine=sc,
+        n_families=float(get("emb_n_families")) if has("emb_n_families") else math.nan,
+        inside_feasible=inside,
+        normalisation=str(ana.attrs.get("normalisation", "")) if ana is not None else "",
+        has_grf=bool(int(ana.attrs.get("has_grf", 0))) if ana is not None else ("grf" in rec),
+    )
+
+
+def fmt_p(p: float) -> str:
+    if not math.isfinite(p):
+        return "n/a"
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
+def conclusion(h: Headline) -> list[str]:
+    """Plain-language paragraphs (HTML-safe text, no markup) generated from the headline numbers."""
+    out = []
+    if not h.joint_rmse_deg.ok:
+        return ["The analysis dataset is missing, so no conclusion can be drawn; only the recorded trajectories "
+                "are shown below."]
+    s = (f"Across {h.n_members} ensemble members, the deterministic rollouts reproduce the reference joint angles "
+         f"with an RMSE of {h.joint_rmse_deg.fmt(1, '')} (mean over members)")
+    if h.has_grf and h.grf_rmse_pct_bw.ok:
+        s += f" and the ground reaction forces with an RMSE of {h.grf_rmse_pct_bw.fmt(1)}"
+    out.append(s + ".")
+    if h.joint_rmse_deg.value > POOR_TRACKING_DEG:
+        out.append(f"Caution: the tracking error is above {POOR_TRACKING_DEG:g}°, so members do not reproduce the "
+                   "movement closely; differences in their muscle activations may reflect different movements "
+                   "rather than redundant solutions for the same movement. Train longer or check the reference.")
+    if h.act_distance.ok:
+        out.append(f"Their muscle activations differ: on average a member's activation pattern is "
+                   f"{h.act_distance.fmt(3)} (RMSE, activation units 0–1) away from each other member's.")
+    if h.d_int.ok and h.d_ext.ok:
+        ext = "kinematics and GRF" if h.has_grf else "kinematics"
+        unit = ("their own trial-to-trial variability" if h.normalisation == "trial"
+                else "the temporal variability of the ensemble-mean pattern (single-trial fallback)")
+        out.append(f"Measured in units of {unit}, members are {h.d_int.fmt(1)} apart in muscle activations and "
+                   f"{h.d_ext.fmt(1)} apart in {ext}; the internal/external diversity index is "
+                   f"{h.index.fmt(2)} (0 = identical muscles, 0.5 = muscles as diverse as movement, "
+                   f"towards 1 = diverse muscles for the same movement).")
+    t = h.test
+    if t and "p" in t:
+        p = float(t["p"])
+        eff = (f", effect size {t.get('effect_name', 'd')} = {float(t['effect_size']):.2f}"
+               f" (95% CI {float(t.get('ci_low', math.nan)):.2f}–{float(t.get('ci_high', math.nan)):.2f})"
+               if "effect_size" in t else "")
+        n = int(t.get("n", h.n_members))
+        if p < ALPHA and (not h.d_int.ok or not h.d_ext.ok or h.d_int.value > h.d_ext.value):
+            out.append(f"A permutation test over members finds the activation differences larger than the movement "
+                       f"differences (p = {fmt_p(p)}, n = {n} members{eff}). Under this model and these training "
+                       "settings, the movement does not uniquely determine the muscle activations.")
+        else:
+            out.append(f"A permutation test over members did not detect activation differences larger than the "
+                       f"movement differences (p = {fmt_p(p)}, n = {n} members{eff}); with {n} members this does not "
+                       "show that the muscle solution is unique.")
+    if math.isfinite(h.k_common) and h.synergy_cosine.ok:
+        s = (f"Muscle synergies: {int(h.k_common)} synergies reach the VAF threshold (median over members); matched "
+             f"synergies have a mean cosine similarity of {h.synergy_cosine.fmt(2)} between members")
+        st = h.synergy_test
+        if st and "p" in st:
+            s += (f", {'more' if float(st['p']) < ALPHA else 'not detectably more'} similar than shuffled synergies "
+                  f"(p = {fmt_p(float(st['p']))})")
+        out.append(s + ".")
+    if math.isfinite(h.n_families):
+        nf = int(h.n_families)
+        out.append("Clustering the activation patterns finds " + (
+            "no separate solution families (one continuum)." if nf <= 1 else f"{nf} solution families."))
+    if h.inside_feasible.ok:
+        out.append(f"{100 * h.inside_feasible.value:.0f}% (95% CI {100 * h.inside_feasible.lo:.0f}–"
+                   f"{100 * h.inside_feasible.hi:.0f}%) of member activations lie inside the range of activations that "
+                   "can produce the reference motion's inverse-dynamics joint torques (feasible band).")
+    return out
+
+
+def config_from_attrs(rec: xr.Dataset) -> dict:
+    try:
+        return json.loads(rec.attrs.get("config", "{}"))
+    except (TypeError, ValueError):
+        return {}
