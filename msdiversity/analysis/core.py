@@ -1,0 +1,145 @@
+"""`analyze_recording`: recording.nc -> analysis.nc (layout documented in `msdiversity.analysis`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time as _time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from msdiversity.analysis.diversity import diversity
+from msdiversity.analysis.embedding import embedding
+from msdiversity.analysis.prep import N_PHASE, prepare
+from msdiversity.analysis.specificity import specificity
+from msdiversity.analysis.stats import results_to_dataset, sign_flip_test
+from msdiversity.analysis.synergies import synergies
+from msdiversity.errors import InputError
+from msdiversity.util.io import save_dataset_atomic
+
+
+@dataclasses.dataclass
+class AnalysisConfig:
+    """`[analysis]` section of an experiment file."""
+
+    seed: int = 0
+    n_phase: int = N_PHASE  # time-normalisation samples
+    vaf_threshold: float = 0.90
+    k_max: int = 8  # largest number of synergies in the VAF curve
+    n_null: int = 200  # shuffled-synergy null draws
+    n_perm: int = 10000  # permutation-test draws (exact enumeration for <= 14 members)
+    n_boot: int = 1000  # bootstrap draws for CIs
+    n_pca: int = 10
+    umap: bool = True
+    max_clusters: int = 8
+    min_silhouette: float = 0.25
+    baselines: bool = True  # inverse dynamics / static optimisation / feasible ranges (needs the model)
+    so_exponents: tuple[float, ...] = (1.0, 2.0, 3.0)
+    band_tolerance: float = 0.02  # activation units: slack when placing activations in the feasible band
+    alpha: float = 0.05
+
+
+def _stat_tests(seed, div: xr.Dataset, mods: dict, n_perm: int, n_boot: int):
+    rng = np.random.default_rng(seed)
+    act = mods["act"].loo
+    out = []
+    ext_names = [k for k in ("kin", "grf") if k in mods]
+    ext = np.mean([mods[k].loo for k in ext_names], axis=0)
+    desc = ("sign-flip permutation over members of d_m = r_act,m - r_ext,m; r = RMSE to the leave-one-out "
+            "ensemble mean / the member's trial-to-trial RMSE (H1: members differ more in activations)")
+    out.append(sign_flip_test(rng, act - ext, n_perm, "greater", "act_vs_external",
+                              desc.replace("r_ext", "r_ext (mean of " + "+".join(ext_names) + ")"), n_boot))
+    out.append(sign_flip_test(rng, act - mods["kin"].loo, n_perm, "greater", "act_vs_kinematics",
+                              desc.replace("r_ext", "r_kin"), n_boot))
+    if "grf" in mods:
+        out.append(sign_flip_test(rng, act - mods["grf"].loo, n_perm, "greater", "act_vs_grf",
+                                  desc.replace("r_ext", "r_grf"), n_boot))
+    return out
+
+
+def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, progress=None) -> xr.Dataset:
+    """Run every analysis on a recording Dataset and return the analysis Dataset.
+
+    Args:
+        rec: Dataset in the recording layout (docs/CONTRACTS.md).
+        config: AnalysisConfig (defaults when None).
+        progress: optional callable(stage: str, done: int, total: int) for progress display.
+
+    Returns:
+        One flat Dataset (`spec_`, `div_`, `syn_`, `emb_`, `base_`, `stat_` variables), units in attrs.
+    """
+    cfg = config or AnalysisConfig()
+    timings = {}
+    say = progress or (lambda *a: None)
+    t0 = _time.perf_counter()
+    prep = prepare(rec, cfg.n_phase)
+    say("specificity", 0, 1)
+    spec = specificity(rec, prep)
+    timings["specificity"] = _time.perf_counter() - t0
+    t = _time.perf_counter()
+    say("diversity", 0, 1)
+    div, mods = diversity(cfg.seed, rec, prep, n_boot=cfg.n_boot)
+    tests = _stat_tests(cfg.seed + 1, div, mods, cfg.n_perm, cfg.n_boot)
+    timings["diversity"] = _time.perf_counter() - t
+    t = _time.perf_counter()
+    syn, syn_test = synergies(cfg.seed + 2, rec, prep.act, prep.phase, k_max=cfg.k_max,
+                              vaf_threshold=cfg.vaf_threshold, n_null=cfg.n_null,
+                              progress=lambda d, n: say("synergies", d, n))
+    tests.append(syn_test)
+    timings["synergies"] = _time.perf_counter() - t
+    t = _time.perf_counter()
+    say("embedding", 0, 1)
+    emb = embedding(cfg.seed + 3, rec, prep.act, n_pca=cfg.n_pca, use_umap=cfg.umap,
+                    max_clusters=cfg.max_clusters, min_silhouette=cfg.min_silhouette)
+    timings["embedding"] = _time.perf_counter() - t
+    parts = [spec, div, syn, emb, results_to_dataset(tests)]
+    base_note = "disabled in config"
+    has_base = 0
+    if cfg.baselines:
+        t = _time.perf_counter()
+        try:
+            from msdiversity.analysis.baselines import baselines
+
+            base = baselines(rec, prep, exponents=cfg.so_exponents, tol=cfg.band_tolerance,
+                             progress=lambda d, n: say("baselines", d, n))
+            parts.append(base)
+            has_base, base_note = 1, ""
+        except InputError as e:  # no model / no reference qpos: skip, say why
+            base_note = str(e)
+        timings["baselines"] = _time.perf_counter() - t
+    out = xr.merge(parts, compat="override", combine_attrs="drop")
+    out = out.assign_coords(phase_time=("phase", prep.phase_time))
+    out["phase"].attrs["units"] = "%"
+    out["phase_time"].attrs["units"] = "s"
+    for c in ("seed", "effort_exponent", "effort_weight", "smoothness_weight", "synergy_weight", "emg_weight"):
+        if c in rec.coords and rec[c].dims == ("member",):
+            out = out.assign_coords({c: ("member", rec[c].values)})
+    from msdiversity import __version__
+
+    out.attrs.update(
+        experiment=str(rec.attrs.get("experiment", "")), model=str(rec.attrs.get("model", "")),
+        analysis_config=json.dumps(dataclasses.asdict(cfg)), msdiversity_version=str(__version__),
+        n_members=int(rec.sizes["member"]), n_trials=int(rec.sizes["trial"]),
+        normalisation=div.attrs["normalisation"], grf_reference=spec.attrs["grf_reference"],
+        has_grf=int("grf" in rec), has_baselines=has_base, baselines_skipped=base_note,
+        timings_s=json.dumps({k: round(v, 3) for k, v in timings.items()}),
+    )
+    return out
+
+
+def load_recording(path: str | Path) -> xr.Dataset:
+    path = Path(path)
+    if not path.exists():
+        raise InputError("recording not found (run `msdiversity record` first)", path=path)
+    try:
+        ds = xr.load_dataset(path, engine="h5netcdf")
+    except Exception as e:
+        raise InputError(f"cannot read netCDF: {e}", path=path) from None
+    ds.encoding["source"] = str(path)
+    return ds
+
+
+def save_analysis(ds: xr.Dataset, path: str | Path) -> Path:
+    return save_dataset_atomic(ds, path)
