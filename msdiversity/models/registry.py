@@ -34,6 +34,10 @@ BUILTIN_MODELS: dict[str, tuple[str, str]] = {
 _FOOT_BODY_PREFIXES = ("calcn", "talus", "toes", "foot")
 
 
+class ModelLoadWarning(UserWarning):
+    """A model loaded only after stripping missing visual assets (meshes, textures)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class LoadedModel:
     """A compiled model and how it was obtained.
@@ -44,6 +48,7 @@ class LoadedModel:
         model: the compiled MjModel.
         stripped_meshes: names of mesh assets removed (empty if none).
         stripped_geoms: number of mesh geoms removed.
+        stripped_textures: names of textures removed because their image files are missing.
     """
 
     name: str
@@ -51,6 +56,17 @@ class LoadedModel:
     model: mujoco.MjModel
     stripped_meshes: tuple[str, ...] = ()
     stripped_geoms: int = 0
+    stripped_textures: tuple[str, ...] = ()
+
+    @property
+    def stripped_summary(self) -> str:
+        """One line saying what was stripped to load the model ('' if nothing)."""
+        parts = []
+        if self.stripped_geoms or self.stripped_meshes:
+            parts.append(f"{self.stripped_geoms} mesh geoms, {len(self.stripped_meshes)} mesh assets")
+        if self.stripped_textures:
+            parts.append(f"{len(self.stripped_textures)} missing textures ({', '.join(self.stripped_textures)})")
+        return "stripped " + "; ".join(parts) if parts else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,12 +96,37 @@ def list_models() -> list[str]:
     return list(BUILTIN_MODELS)
 
 
+_HARMLESS_MJ_WARNINGS = ("Attaching a spec with an empty prefix",)
+
+
+@contextlib.contextmanager
+def _mujoco_warnings_to_python():
+    """Route MuJoCo C warnings (`mju_warning`) to Python warnings while the block runs.
+
+    MuJoCo's default handler prints them to stderr and appends them to ./MUJOCO_LOG.TXT; myo-sim's
+    builders trigger the harmless "Attaching a spec with an empty prefix" warning on every load, so
+    that one is dropped and any other becomes a `RuntimeWarning` (nothing is written to disk).
+    """
+    prev = mujoco.get_mju_user_warning()
+
+    def handler(msg: str) -> None:
+        if not msg.startswith(_HARMLESS_MJ_WARNINGS):
+            warnings.warn(f"MuJoCo: {msg}", RuntimeWarning, stacklevel=2)
+
+    mujoco.set_mju_user_warning(handler)
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(prev)
+
+
 def _quiet_compile(fn, *args, **kwargs):
-    """Run a myo-sim builder without its harmless 'empty prefix' warnings on stdout/stderr."""
+    """Run a myo-sim builder or `spec.compile` without the harmless 'empty prefix' warnings
+    (Python-level from myo-sim, C-level from MuJoCo) on stdout/stderr or in MUJOCO_LOG.TXT."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", message=".*empty prefix.*")
         buf = io.StringIO()
-        with contextlib.redirect_stdout(buf):
+        with contextlib.redirect_stdout(buf), _mujoco_warnings_to_python():
             return fn(*args, **kwargs)
 
 
@@ -97,6 +138,40 @@ def _missing_mesh_files(spec: mujoco.MjSpec, xml_dir: Path) -> list[str]:
         if mesh.file and not (base / mesh.file).exists() and not Path(mesh.file).exists():
             missing.append(mesh.name or mesh.file)
     return missing
+
+
+def _missing_texture_files(spec: mujoco.MjSpec, xml_dir: Path | None) -> list[str]:
+    """Names of textures whose image file(s) do not exist (builtin/procedural textures never miss)."""
+    if xml_dir is None:
+        return []
+    texdir = Path(spec.compiler.texturedir or "")
+    base = texdir if texdir.is_absolute() else xml_dir / texdir
+    missing = []
+    for tex in spec.textures:
+        files = [f for f in [tex.file, *list(tex.cubefiles)] if f]
+        if any(not (base / f).exists() and not Path(f).exists() for f in files):
+            missing.append(tex.name or tex.file)
+    return missing
+
+
+def strip_textures(spec: mujoco.MjSpec, names: list[str]) -> int:
+    """Delete the named textures from `spec` and clear material references to them (visual only).
+
+    Returns:
+        number of material texture references cleared.
+    """
+    names_set = set(names)
+    n_refs = 0
+    for mat in spec.materials:
+        texs = list(mat.textures)
+        new = ["" if t in names_set else t for t in texs]
+        if new != texs:
+            n_refs += sum(t in names_set for t in texs)
+            mat.textures = new
+    for tex in list(spec.textures):
+        if (tex.name or tex.file) in names_set:
+            spec.delete(tex)
+    return n_refs
 
 
 def strip_meshes(spec: mujoco.MjSpec) -> tuple[list[str], int]:
@@ -132,6 +207,7 @@ def _freeze_inertia(spec: mujoco.MjSpec, model: mujoco.MjModel) -> None:
         body.ipos = model.body_ipos[bid].copy()
         body.iquat = model.body_iquat[bid].copy()
         body.inertia = model.body_inertia[bid].copy()
+        body.fullinertia = [np.nan, 0, 0, 0, 0, 0]  # "unset": diagonal inertia + iquat win
 
 
 def _spec_for(source: str) -> tuple[mujoco.MjSpec, str, Path | None]:
@@ -156,27 +232,59 @@ def _spec_for(source: str) -> tuple[mujoco.MjSpec, str, Path | None]:
         f"unknown model '{source}': expected one of {', '.join(BUILTIN_MODELS)} or a path to an MJCF .xml file")
 
 
-@functools.lru_cache(maxsize=16)
-def _load_cached(source: str, strip: str) -> LoadedModel:
+def _prepared_spec(source: str, strip: str) -> tuple[mujoco.MjSpec, str, dict]:
+    """The spec of `source` with missing textures removed and meshes stripped as requested.
+
+    Returns:
+        (spec, name, {'meshes': [...], 'geoms': n, 'textures': [...], 'texture_refs': n})
+    """
     spec, name, xml_dir = _spec_for(source)
-    stripped: list[str] = []
-    n_geoms = 0
-    want_strip = strip == "yes" or (strip == "auto" and xml_dir is not None and _missing_mesh_files(spec, xml_dir))
+    info = {"meshes": [], "geoms": 0, "textures": [], "texture_refs": 0}
+    missing_tex = _missing_texture_files(spec, xml_dir)
+    if missing_tex:  # textures are visual only: removing them never changes the dynamics
+        info["texture_refs"] = strip_textures(spec, missing_tex)
+        info["textures"] = missing_tex
+    missing_mesh = _missing_mesh_files(spec, xml_dir) if xml_dir is not None else []
+    want_strip = strip == "yes" or (strip == "auto" and bool(missing_mesh))
     if want_strip:
-        if xml_dir is not None and not _missing_mesh_files(spec, xml_dir):
+        if not missing_mesh:
             # Meshes load: compile once with them so mesh-derived inertias are kept exactly.
             try:
                 _freeze_inertia(spec, _quiet_compile(spec.compile))
             except Exception:
                 pass
-        stripped, n_geoms = strip_meshes(spec)
+        info["meshes"], info["geoms"] = strip_meshes(spec)
+    return spec, name, info
+
+
+def load_spec(source: str | os.PathLike, strip_meshes: bool | None = None) -> mujoco.MjSpec:
+    """A fresh, editable `mujoco.MjSpec` of a model, prepared exactly as `load_model` prepares it
+    (missing textures removed, meshes stripped per `strip_meshes`). Not cached: edit freely."""
+    strip = {True: "yes", False: "no", None: "auto"}[strip_meshes]
+    return _prepared_spec(str(source), strip)[0]
+
+
+@functools.lru_cache(maxsize=16)
+def _load_cached(source: str, strip: str) -> LoadedModel:
+    spec, name, info = _prepared_spec(source, strip)
     try:
         model = _quiet_compile(spec.compile)
     except Exception as e:
         raise ModelError(f"{source}: cannot compile model: {e}") from None
     src = source if source in BUILTIN_MODELS else str(Path(source).resolve())
-    return LoadedModel(name=name, source=src, model=model, stripped_meshes=tuple(stripped),
-                       stripped_geoms=n_geoms)
+    parts = []
+    if info["meshes"] or info["geoms"]:
+        parts.append(f"{info['geoms']} mesh geoms and {len(info['meshes'])} mesh assets"
+                     f"{' (mesh files missing)' if strip == 'auto' else ''}")
+    if info["textures"]:
+        parts.append(f"{len(info['textures'])} textures with missing image files "
+                     f"({', '.join(info['textures'][:5])}{', ...' if len(info['textures']) > 5 else ''}) "
+                     f"and {info['texture_refs']} material references to them")
+    if parts and strip == "auto":
+        warnings.warn(f"{src}: stripped {' and '.join(parts)}; visual only, masses and inertias kept "
+                      "where the mesh files were not needed", ModelLoadWarning, stacklevel=3)
+    return LoadedModel(name=name, source=src, model=model, stripped_meshes=tuple(info["meshes"]),
+                       stripped_geoms=info["geoms"], stripped_textures=tuple(info["textures"]))
 
 
 def load_model(source: str | os.PathLike, strip_meshes: bool | None = None) -> LoadedModel:
