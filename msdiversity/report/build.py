@@ -153,7 +153,7 @@ def _stats_table(ana: xr.Dataset | None) -> str:
 def _member_table(rec: xr.Dataset, ana: xr.Dataset | None) -> str:
     cols = []
     for c in ("seed", "effort_exponent", "effort_weight", "smoothness_weight", "synergy_weight", "emg_weight"):
-        if c in rec.coords:
+        if c in rec.coords and (np.unique(rec[c].values).size > 1 or np.any(rec[c].values != 0) or c == "seed"):
             cols.append((c.replace("_", " "), [f"{x:g}" if isinstance(x, float) else str(x) for x in rec[c].values.tolist()]))
     for v, h, scale, d in (("spec_joint_rmse_deg", "joint RMSE (°)", 1, 2), ("spec_body_err_cm", "body error (cm)", 1, 2),
                            ("spec_grf_rmse_pct_bw", "GRF RMSE (% BW)", 1, 1),

@@ -135,6 +135,7 @@ def activation_heatmaps(rec: xr.Dataset, max_members: int = 16) -> go.Figure:
                                  colorbar=dict(title="activation", len=0.6),
                                  hovertemplate="t=%{x:.3f} s<br>%{y}<br>a=%{z:.2f}<extra></extra>"),
                       row=r + 1, col=c + 1)
+    fig.update_yaxes(autorange="reversed")  # first muscle on top
     fig.update_xaxes(title_text="time (s)", row=rows)
     per_row = max(180, 14 * len(muscles) + 60)
     fig.update_layout(**style.base_layout(height=100 + per_row * rows))
@@ -262,15 +263,15 @@ def muscle_overlays(rec: xr.Dataset, ana: xr.Dataset | None, max_muscles: int = 
                                      showlegend=first, hoverinfo="skip"), row=r + 1, col=c + 1)
         for m in range(act.shape[0]):
             fig.add_trace(go.Scatter(x=t[sl], y=act[m, sl, k], mode="lines", name=labels[m], legendgroup=labels[m],
-                                     showlegend=first, line=dict(color=style.member_color(m), width=1.2),
-                                     opacity=0.85), row=r + 1, col=c + 1)
+                                     showlegend=first, line=dict(color=style.member_color(m), width=1.0),
+                                     opacity=0.75), row=r + 1, col=c + 1)
         if so and pt is not None:
             so_da = ana["base_so_activation"].sel(muscle=name)
             for i, p in enumerate(so_da["p"].values):
                 fig.add_trace(go.Scatter(x=pt, y=so_da.values[i], mode="lines", name=f"static optimisation, p={p:g}",
                                          legendgroup=f"so{i}", showlegend=first,
-                                         line=dict(color=style.SO_COLOR, width=2.2 if float(p) == 2 else 1.4,
-                                                   dash=("solid", "dash", "dot", "dashdot")[i % 4])),
+                                         line=dict(color=style.SO_COLOR, width=3.0 if float(p) == 2 else 1.8,
+                                                   dash="solid" if float(p) == 2 else ("dash", "dot", "dashdot")[i % 3])),
                               row=r + 1, col=c + 1)
     fig.update_yaxes(range=[-0.02, 1.02], col=1, title_text="activation")
     fig.update_xaxes(title_text="time (s)", row=rows)

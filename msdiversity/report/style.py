@@ -6,7 +6,7 @@ import numpy as np
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 REF_COLOR = "#111111"
-SO_COLOR = "#d62728"
+SO_COLOR = "#8b0000"
 BAND_COLOR = "rgba(120,120,120,0.22)"
 # Colour-blind-friendly qualitative palette (Okabe-Ito first, then Tableau), cycled for many members.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
@@ -22,8 +22,9 @@ def member_color(i: int) -> str:
 def base_layout(height: int, **kw) -> dict:
     """Layout defaults: white template, system fonts, compact margins, horizontal legend on top."""
     layout = dict(template="plotly_white", height=height, font=dict(family=FONT, size=12),
-                  margin=dict(l=60, r=20, t=50, b=50),
-                  legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0, font=dict(size=11)))
+                  margin=dict(l=60, r=20, t=40, b=50),
+                  legend=dict(orientation="v", yanchor="top", y=1, xanchor="left", x=1.01, font=dict(size=11),
+                              tracegroupgap=2))
     layout.update(kw)
     return layout
 

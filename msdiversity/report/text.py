@@ -164,8 +164,8 @@ def conclusion(h: Headline) -> list[str]:
                    "movement closely; differences in their muscle activations may reflect different movements "
                    "rather than redundant solutions for the same movement. Train longer or check the reference.")
     if h.act_distance.ok:
-        out.append(f"Their muscle activations differ: on average a member's activation pattern is "
-                   f"{h.act_distance.fmt(3)} (RMSE, activation units 0–1) away from each other member's.")
+        out.append(f"Their muscle activations differ: the RMSE between one member's activation pattern and "
+                   f"another's (activation units, 0–1) is on average {h.act_distance.fmt(3)}.")
     if h.d_int.ok and h.d_ext.ok:
         ext = "kinematics and GRF" if h.has_grf else "kinematics"
         unit = ("their own trial-to-trial variability" if h.normalisation == "trial"

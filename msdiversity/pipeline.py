@@ -1,0 +1,250 @@
+"""`msdiversity run experiments/<name>.toml`: train -> record -> analyze -> report, with caching.
+
+Caching ("current" outputs)
+---------------------------
+Every stage declares the experiment sections it depends on, the files it reads (outputs of earlier
+stages, plus user files named in the config such as a motion file or an MJCF path) and the files it
+writes. Its *key* is the SHA-256 of: the stage name, the JSON of those sections (after command-line
+overrides), the content digests of its input files, and the msdiversity version. After a stage
+succeeds, `results/<experiment>/stages.json` stores its key, the digest of each output, the time it
+took and when it finished. On the next run a stage is skipped when its stored key equals the new key
+and every output still exists with the stored digest; otherwise it (and, because their input digests
+change, every later stage that reads its outputs) runs again. `--force` reruns every stage;
+`--force-stage record` reruns one stage (and what then changes downstream). Changing code does not
+invalidate results unless the msdiversity version changes: use `--force` after editing the code.
+
+Overrides and results directories
+---------------------------------
+`--model`, `--motion`, `--members`, `--seeds`, `--backend`, `--steps` change the experiment's sections
+(see `apply_overrides` for exactly which keys). Any override also changes the experiment *name*
+(and so `results/<name>/` and `reports/<name>.html`): `<file name>-<override slug>`, e.g.
+`default-motion_arm26_InverseKinematics-members8`, so a run with overrides never overwrites the
+plain experiment's results; `--name` sets the name explicitly. Because the stage keys hash the
+sections, even a reused name never mixes results from different settings: stale stages rerun.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from msdiversity.config import Experiment, load_experiment
+from msdiversity.errors import ConfigError
+from msdiversity.util.io import write_text_atomic
+
+STAGES_FILE = "stages.json"
+
+
+# --------------------------------------------------------------------------------------------------
+# Digests and stage bookkeeping
+# --------------------------------------------------------------------------------------------------
+
+def file_digest(path: Path) -> str | None:
+    """SHA-256 of a file, or of a directory (sorted relative paths + file digests); None if absent."""
+    path = Path(path)
+    if path.is_file():
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    if path.is_dir():
+        h = hashlib.sha256()
+        for p in sorted(q for q in path.rglob("*") if q.is_file() and not q.name.startswith(".")):
+            h.update(str(p.relative_to(path)).encode())
+            h.update((file_digest(p) or "").encode())
+        return h.hexdigest()
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What a stage function gets: the (overridden) experiment, where to write, and progress hooks."""
+
+    experiment: Experiment
+    results_dir: Path
+    report_path: Path
+    progress: Any = None  # rich Progress shared by the whole pipeline (or None)
+    task: Any = None      # this stage's task id in `progress`
+    options: dict = dataclasses.field(default_factory=dict)  # e.g. {"backend": "cpu"}
+
+    def update(self, completed: float | None = None, total: float | None = None, info: str = "") -> None:
+        """Report sub-progress of the running stage on the shared display."""
+        if self.progress is not None and self.task is not None:
+            kw = {"info": info}
+            if total is not None:
+                kw["total"] = total
+            if completed is not None:
+                kw["completed"] = completed
+            self.progress.update(self.task, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One pipeline step. Paths in `inputs`/`outputs` are relative to the results dir; the token
+    `{report}` stands for the report path. `extra_inputs(ctx)` names user files (motion, model)."""
+
+    name: str
+    sections: tuple[str, ...]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    fn: Callable[[Context], Any]
+    extra_inputs: Callable[[Context], list[Path]] = lambda ctx: []
+
+    def _path(self, ctx: Context, rel: str) -> Path:
+        return ctx.report_path if rel == "{report}" else ctx.results_dir / rel
+
+    def input_paths(self, ctx: Context) -> list[Path]:
+        return [self._path(ctx, r) for r in self.inputs] + list(self.extra_inputs(ctx))
+
+    def output_paths(self, ctx: Context) -> list[Path]:
+        return [self._path(ctx, r) for r in self.outputs]
+
+    def key(self, ctx: Context, version: str) -> str:
+        payload = {
+            "stage": self.name,
+            "version": version,
+            "sections": {s: ctx.experiment.sections.get(s, {}) for s in self.sections},
+            "options": {k: ctx.options[k] for k in sorted(ctx.options)},
+            "inputs": {str(p): file_digest(p) for p in self.input_paths(ctx)},
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_stages(results_dir: Path) -> dict:
+    p = Path(results_dir) / STAGES_FILE
+    if not p.exists():
+        return {}
+    try:
+        return json.loads(p.read_text()).get("stages", {})
+    except (ValueError, AttributeError):
+        return {}  # unreadable bookkeeping: treat every stage as stale
+
+
+def write_stages(results_dir: Path, stages: dict) -> None:
+    write_text_atomic(Path(results_dir) / STAGES_FILE, json.dumps({"stages": stages}, indent=2, sort_keys=True))
+
+
+def is_current(stage: Stage, ctx: Context, key: str, record: dict | None) -> tuple[bool, str]:
+    """(current?, reason) for a stage given its new key and its stored record."""
+    if not record:
+        return False, "never run"
+    if record.get("key") != key:
+        return False, "settings or inputs changed"
+    for p in stage.output_paths(ctx):
+        d = file_digest(p)
+        if d is None:
+            return False, f"output missing: {p}"
+        if record.get("outputs", {}).get(str(p)) != d:
+            return False, f"output changed since it was written: {p}"
+    return True, "up to date"
+
+
+@dataclasses.dataclass
+class StageResult:
+    name: str
+    ran: bool
+    reason: str
+    seconds: float
+
+
+def run_stages(stages: list[Stage], ctx: Context, *, force: bool = False, force_stages: tuple[str, ...] = (),
+               version: str | None = None, progress=None, on_event: Callable[[str], None] | None = None
+               ) -> list[StageResult]:
+    """Run `stages` in order, skipping current ones. Keys are computed just before each stage runs,
+    so a stage whose inputs were rewritten upstream is rerun. Returns what happened to each."""
+    from msdiversity import __version__
+
+    version = version or __version__
+    say = on_event or (lambda s: None)
+    ctx.results_dir.mkdir(parents=True, exist_ok=True)
+    book = read_stages(ctx.results_dir)
+    results = []
+    overall = progress.add_task("pipeline", total=len(stages), info="") if progress is not None else None
+    for st in stages:
+        sctx = dataclasses.replace(ctx, progress=progress)
+        missing = [p for p in st.input_paths(ctx) if not p.exists()]
+        if missing:
+            raise ConfigError(f"stage '{st.name}' needs {missing[0]}, which does not exist")
+        key = st.key(ctx, version)
+        current, reason = is_current(st, ctx, key, book.get(st.name))
+        if force or st.name in force_stages:
+            current, reason = False, "forced"
+        if current:
+            results.append(StageResult(st.name, False, reason, 0.0))
+            say(f"{st.name}: skipped ({reason}; finished {book[st.name].get('finished', '?')})")
+        else:
+            say(f"{st.name}: running ({reason})")
+            task = progress.add_task(st.name, total=None, info="") if progress is not None else None
+            sctx = dataclasses.replace(sctx, task=task)
+            t0 = time.perf_counter()
+            st.fn(sctx)
+            dt = time.perf_counter() - t0
+            outs = {}
+            for p in st.output_paths(ctx):
+                d = file_digest(p)
+                if d is None:
+                    raise RuntimeError(f"stage '{st.name}' finished but did not write {p}")
+                outs[str(p)] = d
+            book[st.name] = {"key": key, "outputs": outs, "seconds": round(dt, 3),
+                             "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds")}
+            write_stages(ctx.results_dir, book)
+            if progress is not None:
+                progress.update(task, total=1, completed=1, info=f"{dt:.1f} s")
+            results.append(StageResult(st.name, True, reason, dt))
+            say(f"{st.name}: done in {dt:.1f} s")
+        if progress is not None:
+            progress.advance(overall)
+    return results
+
+
+# --------------------------------------------------------------------------------------------------
+# Overrides
+# --------------------------------------------------------------------------------------------------
+
+def _slug(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.]+", "_", s).strip("_")[:40]
+
+
+def override_suffix(overrides: dict[str, Any]) -> str:
+    """Readable, deterministic name suffix for the given overrides ({} -> '')."""
+    parts = []
+    for k in ("model", "motion", "members", "seeds", "backend", "steps"):
+        v = overrides.get(k)
+        if v is None:
+            continue
+        if k in ("model", "motion"):
+            v = Path(str(v)).stem if ("/" in str(v) or "." in Path(str(v)).name) else str(v)
+        elif isinstance(v, (list, tuple)):
+            v = "_".join(str(x) for x in v)
+        parts.append(f"{k}{'_' if k in ('model', 'motion', 'backend') else ''}{_slug(str(v))}")
+    return "-".join(parts)
+
+
+def parse_seeds(text: str | None) -> list[int] | None:
+    """'4' -> [0, 1, 2, 3]; '0,3,7' -> [0, 3, 7]; '2-5' -> [2, 3, 4, 5]."""
+    if text is None:
+        return None
+    t = text.strip()
+    try:
+        if "," in t:
+            return [int(x) for x in t.split(",") if x.strip()]
+        if re.fullmatch(r"\d+-\d+", t):
+            a, b = (int(x) for x in t.split("-"))
+            return list(range(a, b + 1))
+        n = int(t)
+    except ValueError:
+        raise ConfigError(f"expected a count (4), a list (0,3,7) or a range (2-5), got {text!r}",
+                          field="--seeds") from None
+    if n < 1:
+        raise ConfigError("expected at least 1 seed", field="--seeds")
+    return list(range(n))
