@@ -13,6 +13,9 @@ _LAZY = {
     "MappingReport": "msdiversity.motions.mapping",
     "synthesize": "msdiversity.motions.synthetic",
     "load_motion": "msdiversity.motions.loading",
+    "load_model_reference": "msdiversity.motions.loading",
+    "MotionWarning": "msdiversity.motions.opensim",
+    "read_table": "msdiversity.motions.opensim",
 }
 
 __all__ = ["GRF", "ModelReference", "ReferenceMotion", *_LAZY]
