@@ -77,7 +77,8 @@ class _CDP:
     def __init__(self, ws_url: str):
         from websockets.sync.client import connect
 
-        self.ws = connect(ws_url, max_size=None, open_timeout=20)
+        self._conn = connect(ws_url, max_size=None, open_timeout=20)
+        self.ws = self._conn.__enter__()  # websockets >= 15 wants the context-manager protocol
         self.next_id = 0
         self.events: list[dict] = []
 
@@ -106,7 +107,7 @@ class _CDP:
             self.events.append(msg)
 
     def close(self):
-        self.ws.close()
+        self._conn.__exit__(None, None, None)
 
 
 def _console_errors(events: list[dict]) -> list[str]:
