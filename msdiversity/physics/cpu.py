@@ -67,11 +67,8 @@ def model_with_contact_sensors(loaded: LoadedModel) -> tuple[mujoco.MjModel, np.
     feet = _foot_bodies(base)
     if not feet:
         return base, np.zeros(0, int), np.zeros((2, 0))
-    # The registry keeps no spec; rebuild it the way load_model did (same source, same stripping).
-    spec, _, _ = registry._spec_for(loaded.source)  # noqa: SLF001 (documented in the report)
-    if loaded.stripped_geoms or loaded.stripped_meshes:
-        registry._freeze_inertia(spec, base)  # noqa: SLF001
-        registry.strip_meshes(spec)
+    # a fresh spec prepared exactly as load_model prepared the loaded one
+    spec = registry.load_spec(loaded.source, strip_meshes=bool(loaded.stripped_geoms or loaded.stripped_meshes))
     names = []
     for k, body in feet:
         name = f"msd_grf_{FEET[k]}_{body}"
