@@ -50,7 +50,7 @@ def test_checker_detects_broken_pages(tmp_path):
                    "<script src='https://cdn.plot.ly/plotly-latest.min.js'></script></head><body>"
                    "<div id='fig-x' class='plotly-graph-div'></div>"
                    "<script>Plotly.newPlot('fig-x', [{y: [1, 2]}]);</script></body></html>")
-    c = check_report(bad, None, timeout=20)
+    c = check_report(bad, None, timeout=10)
     assert not c.ok
     assert c.missing == ["fig-x"]
     assert any("Plotly is not defined" in e for e in c.console_errors), c.console_errors

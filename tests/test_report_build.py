@@ -61,7 +61,7 @@ def test_headline_numbers_match_planted_and_analysis(arm):
     est = arm.analysis["div_index"].sel(boot="estimate").item()
     assert h.index.value == pytest.approx(est)
     doc, _ = render_report(arm)
-    assert f"{h.joint_rmse_deg.value:.2f}°" in doc
+    assert f"{h.joint_rmse_deg.value:.{h.joint_rmse_deg.digits(1)}f}°" in doc
     assert f"{est:.2f}" in doc
     assert T.fmt_p(float(arm.analysis["stat_p"].sel(test="act_vs_external"))) in doc
 

@@ -124,6 +124,7 @@ def _est_card(k: str, e: text.Estimate, digits: int = 2) -> str:
     if not e.ok:
         return _card(k, "n/a")
     u = f" {e.units}" if e.units and e.units not in ("1", "°") else e.units if e.units == "°" else ""
+    digits = e.digits(digits)
     ci = f"95% CI {e.lo:.{digits}f}–{e.hi:.{digits}f}" if math.isfinite(e.lo) else ""
     return _card(k, f"{e.value:.{digits}f}{u}", ci)
 
@@ -184,10 +185,10 @@ def render_report(inputs: ReportInputs, title: str | None = None) -> tuple[str, 
     # --- summary
     s = page.section("summary", "Summary")
     s.append("<div class='cards'>" + _card("model", h.model) + _card("members × trials", f"{h.n_members} × {h.n_trials}")
-             + _est_card("joint-angle RMSE", h.joint_rmse_deg, 2)
+             + _est_card("joint-angle RMSE", h.joint_rmse_deg, 1)
              + (_est_card("GRF RMSE", h.grf_rmse_pct_bw, 1) if h.has_grf else "")
-             + _est_card("muscle diversity D_int", h.d_int) + _est_card("movement diversity D_ext", h.d_ext)
-             + _est_card("diversity index", h.index)
+             + _est_card("muscle diversity D_int", h.d_int, 1) + _est_card("movement diversity D_ext", h.d_ext, 1)
+             + _est_card("diversity index", h.index, 2)
              + (_card("permutation test p", text.fmt_p(float(h.test["p"])), "activation vs movement distance")
                 if h.test.get("p") is not None else "") + "</div>")
     s.append(f"<p class='note'>Motion: {html.escape(h.motion)}</p>")

@@ -194,9 +194,10 @@ def specificity_vs_diversity(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | No
         fig.add_trace(go.Scatter(x=[x[m]], y=[y[m]], mode="markers", name=labels[m],
                                  marker=dict(size=12, color=style.member_color(m), line=dict(width=1, color="#333")),
                                  hovertemplate=f"{labels[m]}<br>movement %{{x:.2f}}<br>muscles %{{y:.2f}}<extra></extra>"))
-    fig.update_xaxes(title_text="movement distance (kinematics/GRF), noise floors", rangemode="tozero")
-    fig.update_yaxes(title_text="muscle-activation distance, noise floors", rangemode="tozero")
-    fig.update_layout(**style.base_layout(height=460))
+    fig.update_xaxes(title_text="movement distance (kinematics/GRF), noise floors", range=[0, hi])
+    fig.update_yaxes(title_text="muscle-activation distance, noise floors", range=[0, hi], scaleanchor="x",
+                     scaleratio=1)
+    fig.update_layout(**style.base_layout(height=480))
     return fig
 
 

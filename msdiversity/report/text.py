@@ -33,9 +33,18 @@ class Estimate:
     def ok(self) -> bool:
         return math.isfinite(self.value)
 
+    def digits(self, minimum: int = 1) -> int:
+        """Decimals that resolve the interval (at least `minimum`, at most 4)."""
+        half = (self.hi - self.lo) / 2 if math.isfinite(self.lo) and math.isfinite(self.hi) else math.nan
+        if not math.isfinite(half) or half <= 0:
+            return minimum
+        return int(min(4, max(minimum, -math.floor(math.log10(half)))))
+
     def fmt(self, digits: int = 2, unit_sep: str = " ") -> str:
+        """'1.23 unit (95% CI 1.10–1.40)'; `digits` is the minimum number of decimals."""
         if not self.ok:
             return "n/a"
+        digits = self.digits(digits)
         u = f"{unit_sep}{self.units}" if self.units and self.units != "1" else ""
         s = f"{self.value:.{digits}f}{u}"
         if math.isfinite(self.lo) and math.isfinite(self.hi):
@@ -64,6 +73,7 @@ class Headline:
     inside_feasible: Estimate = Estimate(math.nan)
     normalisation: str = ""
     has_grf: bool = False
+    vaf_threshold: float = 0.9
 
 
 def bootstrap_mean(x, seed: int = 0, n_boot: int = 2000) -> Estimate:
@@ -139,7 +149,16 @@ def headline(rec: xr.Dataset, ana: xr.Dataset | None) -> Headline:
         inside_feasible=inside,
         normalisation=str(ana.attrs.get("normalisation", "")) if ana is not None else "",
         has_grf=bool(int(ana.attrs.get("has_grf", 0))) if ana is not None else ("grf" in rec),
+        vaf_threshold=_vaf_threshold(ana),
     )
+
+
+def _vaf_threshold(ana: xr.Dataset | None) -> float:
+    if ana is not None and "syn_vaf" in ana:
+        from msdiversity.report.figures import _vaf_threshold as vt
+
+        return vt(ana)
+    return 0.9
 
 
 def fmt_p(p: float) -> str:
@@ -190,8 +209,9 @@ def conclusion(h: Headline) -> list[str]:
                        f"movement differences (p = {fmt_p(p)}, n = {n} members{eff}); with {n} members this does not "
                        "show that the muscle solution is unique.")
     if math.isfinite(h.k_common) and h.synergy_cosine.ok:
-        s = (f"Muscle synergies: {int(h.k_common)} synergies reach the VAF threshold (median over members); matched "
-             f"synergies have a mean cosine similarity of {h.synergy_cosine.fmt(2)} between members")
+        s = (f"Muscle synergies: the median member needs {int(h.k_common)} synergies to reach the VAF threshold "
+             f"({100 * h.vaf_threshold:g}% of activation variance); matched synergies have a mean cosine similarity "
+             f"of {h.synergy_cosine.fmt(2)} between members")
         st = h.synergy_test
         if st and "p" in st:
             s += (f", {'more' if float(st['p']) < ALPHA else 'not detectably more'} similar than shuffled synergies "
