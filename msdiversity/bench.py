@@ -1,0 +1,107 @@
+"""`msdiversity bench physics`: env throughput per backend next to raw `mujoco.batch`.
+
+Both are measured in one run on the same model, number of simulations, threads and substeps:
+- raw: `mujoco.batch.Batch(model, nsim, nthread).step(nstep=substeps)` in a Python loop (constant
+  controls), i.e. the physics alone;
+- env: a jitted `lax.scan` of `K` steps of `vmap(env.step)` over `nsim` envs (constant action,
+  reset when done), i.e. physics + callback + observations, errors and reward.
+Rates are env (control) steps per second = nsim * steps / seconds; substeps/s = that * substeps.
+"""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+app = typer.Typer(help="Benchmarks.", no_args_is_help=True, add_completion=False)
+
+
+def _raw_batch_rate(model, nsim: int, threads: int, substeps: int, steps: int) -> float:
+    import numpy as np
+    from mujoco import batch as mjbatch
+
+    b = mjbatch.Batch(model, nsim=nsim, nthread=threads)
+    if model.nkey:
+        b.reset(keyframe=0)
+    b.ctrl[:] = 0.2
+    b.step(nstep=substeps)  # warm up
+    t = time.perf_counter()
+    for _ in range(steps):
+        b.step(nstep=substeps)
+    dt = time.perf_counter() - t
+    assert np.isfinite(b.qpos).all()
+    return nsim * steps / dt
+
+
+def _env_rate(env, nsim: int, steps: int) -> tuple[float, float]:
+    import jax
+    import jax.numpy as jnp
+
+    reset = jax.jit(jax.vmap(env.reset))
+    action = jnp.full((nsim, env.action_size), 0.2, jnp.float32)
+
+    def body(s, _):
+        s = jax.vmap(env.step)(s, action)
+        return s, s.done.sum()
+
+    run = jax.jit(lambda s: jax.lax.scan(body, s, None, length=steps))
+    s = reset(jax.random.split(jax.random.PRNGKey(0), nsim))
+    t = time.perf_counter()
+    s2, _ = run(s)
+    jax.block_until_ready(s2.obs)
+    compile_s = time.perf_counter() - t
+    t = time.perf_counter()
+    s2, _ = run(s)
+    jax.block_until_ready(s2.obs)
+    return nsim * steps / (time.perf_counter() - t), compile_s
+
+
+@app.command("physics")
+def physics(model: str = typer.Option(..., "--model", help="Model name or MJCF path."),
+            nsim: int = typer.Option(64, "--nsim", help="Simulations (envs) stepped together."),
+            threads: int = typer.Option(2, "--threads", help="CPU threads of mujoco.batch."),
+            substeps: int = typer.Option(10, "--substeps", help="Physics substeps per env step."),
+            steps: int = typer.Option(50, "--steps", help="Env steps timed."),
+            backends: str = typer.Option("available", "--backends",
+                                         help="Comma list of cpu,mjx-jax,mjx-warp or 'available'.")):
+    """Env steps/s per backend vs raw mujoco.batch steps/s (same model, nsim, threads, substeps)."""
+    from rich.table import Table
+
+    from msdiversity.emulator import EnvConfig, make_env
+    from msdiversity.emulator.testing import simulated_reference
+    from msdiversity.models import load_model
+    from msdiversity.physics import available_backends
+    from msdiversity.util.progress import console
+
+    loaded = load_model(model)
+    dt = loaded.model.opt.timestep
+    hz = 1.0 / (substeps * dt)
+    # a reference long enough that no env runs off its end during the timed steps
+    ref = simulated_reference(0, loaded, n_frames=steps + 3, control_hz=hz, max_excitation=0.2)
+    cfg = EnvConfig(control_hz=hz, episode_length=10**6, threads=threads, random_init=False,
+                    term_joint_err=1e9, term_body_err=1e9)
+    names = available_backends() if backends == "available" else [b.strip() for b in backends.split(",")]
+    console.print(f"[bold]{loaded.name}[/]: nsim={nsim} threads={threads} substeps={substeps} "
+                  f"(dt={dt} s, control {hz:g} Hz) steps={steps}")
+    raw = _raw_batch_rate(loaded.model, nsim, threads, substeps, steps)
+    table = Table(title=f"physics throughput, {loaded.name}")
+    for col in ("what", "env steps/s", "substeps/s", "vs raw batch", "compile s"):
+        table.add_column(col, justify="right")
+    table.add_row("raw mujoco.batch", f"{raw:,.0f}", f"{raw * substeps:,.0f}", "1.00", "-")
+    results = {"raw": raw}
+    for name in names:
+        if backends == "available" and name == "mjx-jax" and loaded.model.nu > 100:
+            console.print(f"skipping mjx-jax for {loaded.name} ({loaded.model.nu} muscles: compiling takes many "
+                          "minutes on the CPU); ask for it with --backends mjx-jax")
+            continue
+        env = make_env(loaded, ref, cfg, backend=name)
+        rate, comp = _env_rate(env, nsim, steps)
+        results[name] = rate
+        table.add_row(f"env ({name})", f"{rate:,.0f}", f"{rate * substeps:,.0f}", f"{rate / raw:.2f}", f"{comp:.1f}")
+    from msdiversity.cli import _render
+
+    typer.echo(_render(table))
+    summary = ", ".join(f"{k} {v:,.0f}/s" for k, v in results.items() if k != "raw")
+    typer.echo(f"summary: raw mujoco.batch {raw:,.0f} env steps/s; {summary}")
+    return results
