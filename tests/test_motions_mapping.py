@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from msdiversity.cli import main
 from msdiversity.errors import InputError
 from msdiversity.models import load_model
 from msdiversity.motions import (GRF, ModelReference, MotionWarning, ReferenceMotion, map_to_model, read_grf,
@@ -227,3 +228,27 @@ def test_reference_motion_netcdf_round_trip(tmp_path):
     xr.testing.assert_identical(ref.to_dataset(), back.to_dataset())
     with pytest.raises(InputError, match="expected a msdiversity.ReferenceMotion"):
         ReferenceMotion.load(tmp_path / "r.nc")
+
+
+@needs_data
+def test_cli_inspect_gait_on_myolegs(capsys):
+    rc = main(["motion", "inspect", str(DATA / "gait2354_subject01_walk1_ik.mot"), "--model", "myolegs",
+               "--grf", str(DATA / "gait2354_subject01_walk1_grf.mot")])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "1.2 s at 60 Hz" in out
+    assert "root (free root)" in out and "lumbar_extension" in out and "not in the model" in out
+    assert "ground_force -> r" in out and "1_ground_force -> l" in out
+
+
+@needs_data
+def test_cli_convert_writes_model_reference(tmp_path, capsys):
+    out = tmp_path / "arm.nc"
+    rc = main(["motion", "convert", str(DATA / "arm26_InverseKinematics.mot"), "--model", "myoelbow_2dof",
+               "-o", str(out), "--rate", "60", "--clip"])
+    assert rc == 0
+    ref = ModelReference.load(out)
+    assert ref.qpos.shape == (61, 2) and 1 / ref.dt == pytest.approx(60.0)
+    assert ref.qpos[:, 1].min() >= 0.0
+    assert main(["motion", "convert", str(DATA / "arm26_InverseKinematics.mot"), "--model", "myoelbow_2dof",
+                 "-o", str(out), "--map", "bad"]) == 2
