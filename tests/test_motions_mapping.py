@@ -252,3 +252,15 @@ def test_cli_convert_writes_model_reference(tmp_path, capsys):
     assert ref.qpos[:, 1].min() >= 0.0
     assert main(["motion", "convert", str(DATA / "arm26_InverseKinematics.mot"), "--model", "myoelbow_2dof",
                  "-o", str(out), "--map", "bad"]) == 2
+
+
+def test_rounded_times_are_uniform_but_gaps_are_resampled():
+    lm = load_model("myoelbow_2dof")
+    t = np.round(np.arange(31) / 600, 4)  # printed with 4 decimals: 0.0017, 0.0033, ...
+    m = ReferenceMotion(t, ("r_elbow_flex",), np.full((31, 1), 0.5), [True])
+    ref, rep = map_to_model(m, lm)
+    assert ref.n_frames == 31 and 1 / ref.dt == pytest.approx(600.0) and not rep.notes
+    t2 = np.r_[np.arange(10) * 0.01, 0.2 + np.arange(10) * 0.01]  # a 0.1 s gap
+    m2 = ReferenceMotion(t2, ("r_elbow_flex",), np.full((20, 1), 0.5), [True])
+    ref2, rep2 = map_to_model(m2, lm)
+    assert "resampled" in rep2.notes[0] and ref2.n_frames == 20

@@ -243,10 +243,11 @@ def _qvel(model, qpos: np.ndarray, dt: float) -> np.ndarray:
 def _uniform(motion: ReferenceMotion) -> tuple[ReferenceMotion, list[str]]:
     if motion.n_frames < 2:
         raise InputError("a motion needs at least 2 frames to map onto a model", path=motion.meta.get("source"))
-    dts = np.diff(motion.time)
-    med = float(np.median(dts))
-    if np.max(np.abs(dts - med)) > 1e-3 * med:
-        rate = 1.0 / med
+    t = motion.time
+    dt = (t[-1] - t[0]) / (len(t) - 1)
+    # Uniform up to the rounding of printed times (e.g. 600 Hz written as 0.0017, 0.0033, ...).
+    if np.max(np.abs(t - (t[0] + dt * np.arange(len(t))))) > 0.1 * dt:
+        rate = 1.0 / dt
         return motion.resample(rate), [f"time steps were not uniform; resampled to {rate:.4g} Hz"]
     return motion, []
 
@@ -277,7 +278,7 @@ def map_to_model(motion: ReferenceMotion, loaded_model: LoadedModel, mapping: di
     src = str(motion.meta.get("source", "motion"))
     motion, notes = _uniform(motion)
     T = motion.n_frames
-    dt = float(np.median(np.diff(motion.time)))
+    dt = float((motion.time[-1] - motion.time[0]) / (T - 1))
     base, base_name = _base_qpos(model, keyframe)
     qpos = np.tile(base, (T, 1))  # (T, nq)
 

@@ -257,8 +257,12 @@ def read_opensim(path: str | Path, in_degrees: bool | None = None,
     msgs = list(tab.warnings)
     names = tab.labels[1:]
     coords = tab.data[:, 1:].copy()  # (T, C)
+    is_grf = np.array([bool(_GRF_COL.match(n)) for n in names])
     is_rot = np.array([not (n in translations if translations is not None else is_translation(n))
-                       for n in names])
+                       for n in names]) & ~is_grf
+    if is_grf.any():
+        _warn(msgs, f"{tab.path}: {int(is_grf.sum())} ground-reaction-force columns read as plain values "
+                    "(not angles); pass this file as the GRF file (--grf / read_grf) to assign plates to feet")
     bad = ~np.isfinite(coords)
     if bad.any():
         r, c = np.argwhere(bad)[0]

@@ -167,8 +167,9 @@ class ReferenceMotion:
 
     @property
     def rate(self) -> float:
-        """Hz, from the median sample interval (nan for a single frame)."""
-        return float(1.0 / np.median(np.diff(self.time))) if len(self.time) > 1 else float("nan")
+        """Hz, mean rate (frames - 1) / duration; robust to times printed with few decimals
+        (nan for a single frame)."""
+        return float((len(self.time) - 1) / self.duration) if len(self.time) > 1 else float("nan")
 
     @property
     def velocities(self) -> np.ndarray:
