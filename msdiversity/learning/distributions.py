@@ -12,10 +12,12 @@ a differs by E[log a(1-a)], which depends on the mean; we do not add it, a docum
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
-LOG_2PI = jnp.log(2.0 * jnp.pi)
+LOG_2PI = math.log(2.0 * math.pi)
 ACTION_MAPS = ("sigmoid", "clip")
 
 

@@ -121,7 +121,7 @@ class TrainState:
     disc_opt_state: Any
     obs_stats: RunningStats
     env_state: Any  # batched env State, (envs, ...)
-    window: jax.Array  # (envs, W, nu) last excitations for the synergy penalty (W = 0 if off)
+    window: jax.Array  # (envs, W, nu) last excitations for the synergy penalty (W = 1, unused, if off)
     ep_steps: jax.Array  # (envs,) control steps in the current episode
     key: jax.Array  # raw uint32 PRNG key (2,)
     iteration: jax.Array  # () int32
@@ -208,7 +208,8 @@ class Trainer:
             disc_opt = self.disc_optimizer.init(disc_params)
         env_state = jax.vmap(self.env.reset)(jax.random.split(k_env, c.num_envs))
         exc = _info(env_state, "excitation", jnp.zeros((c.num_envs, self.nu)))
-        window = jnp.repeat(exc[:, None, :], self.window_len, axis=1)  # (envs, W, nu)
+        # (envs, W, nu); a 1-row placeholder when the penalty is off (orbax cannot save empty arrays)
+        window = jnp.repeat(exc[:, None, :], max(self.window_len, 1), axis=1)
         return TrainState(params=params, opt_state=self.optimizer.init(params), disc_params=disc_params,
                           disc_opt_state=disc_opt, obs_stats=RunningStats.init(obs_size), env_state=env_state,
                           window=window, ep_steps=jnp.zeros(c.num_envs, jnp.int32), key=key,

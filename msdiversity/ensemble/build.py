@@ -1,0 +1,49 @@
+"""Experiment -> (loaded model, ModelReference, env). Shared by training and `load_trained`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from msdiversity.config import Experiment
+from msdiversity.ensemble.config import ModelSection, MotionSection, section
+
+
+@dataclasses.dataclass
+class Built:
+    loaded: object  # LoadedModel
+    reference: object  # ModelReference
+    env: object  # emulator Env
+    motion_desc: str
+
+
+def _resolve(p: str | None, exp: Experiment) -> str | None:
+    """Relative paths in an experiment file are relative to the file's folder, else to the cwd."""
+    if p is None or p == "synthetic":
+        return p
+    q = Path(p)
+    if not q.is_absolute() and exp.path is not None and (Path(exp.path).parent / q).exists():
+        return str(Path(exp.path).parent / q)
+    return str(q)
+
+
+def build_env(exp: Experiment, backend: str | None = None, env_overrides: dict | None = None) -> Built:
+    from msdiversity.emulator import EnvConfig, make_env
+    from msdiversity.models import load_model
+    from msdiversity.motions.loading import load_model_reference
+
+    ms = section(ModelSection, exp, "model")
+    mo = section(MotionSection, exp, "motion")
+    ec = section(EnvConfig, exp, "env", env_overrides)
+    loaded = load_model(ms.name, strip_meshes=ms.strip_meshes)
+    src = _resolve(mo.source, exp)
+    kw = {}
+    if src == "synthetic":
+        kw = dict(seed=mo.seed, duration=mo.duration, control_hz=mo.control_hz)
+        if mo.synergies is not None:
+            kw["n_components"] = mo.synergies
+    ref, _ = load_model_reference(src, loaded, mapping=mo.mapping, clip=mo.clip, grf=_resolve(mo.grf, exp),
+                                  rate=mo.rate, **kw)
+    env = make_env(loaded, ref, ec, backend=backend)
+    desc = (f"synthetic (seed {mo.seed}, {mo.duration} s)" if src == "synthetic" else Path(src).name)
+    return Built(loaded=loaded, reference=ref, env=env, motion_desc=desc)

@@ -1,0 +1,286 @@
+"""Ensemble training: every member (seed x regularizer setting) in ONE vmapped, jitted program.
+
+`Trainer.iteration` (msdiversity.learning.ppo) is vmapped over the member axis; regularizer values
+are traced leaves of that axis, so members differ in data, not in code. The CPU physics backend is a
+`jax.pure_callback` with `vmap_method='broadcast_all'`, so all members' environments step in one
+`mujoco.batch` call per control step. The member axis is sharded over `jax.devices()` with a
+`NamedSharding` when their number divides the member count.
+
+Outputs under `results/<experiment>/`: `checkpoints/` (orbax, every `checkpoint_every` iterations,
+at the end and on Ctrl-C), `metrics.nc` (dims member, iteration), `members.json`, `experiment.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from msdiversity.config import Experiment, experiment_from_dict, load_experiment
+from msdiversity.ensemble import checkpoint
+from msdiversity.ensemble.build import build_env
+from msdiversity.ensemble.config import EnsembleConfig, expand_members, section
+from msdiversity.learning.ppo import TrainConfig, Trainer
+from msdiversity.learning.regularizers import FIELDS as REG_FIELDS
+from msdiversity.learning.regularizers import Regularizers
+from msdiversity.util.io import save_dataset_atomic, write_text_atomic
+
+UNITS = {"joint_err_deg": "deg", "body_err_cm": "cm", "eval_joint_err_deg": "deg", "eval_body_err_cm": "cm",
+         "episode_length": "control steps", "wall_time": "s", "env_steps": "control steps (per member, cumulative)"}
+
+
+@dataclasses.dataclass
+class TrainResult:
+    results_dir: Path
+    members: list[dict]
+    metrics: xr.Dataset
+    iterations: int
+    wall_s: float
+    resumed_from: int | None
+    summary: str
+
+
+def _var(name: str) -> str:
+    return name.replace("/", "_")
+
+
+def _stack_regs(members: list[dict]) -> Regularizers:
+    return Regularizers(**{f: jnp.asarray([m[f] for m in members], jnp.float32) for f in REG_FIELDS})
+
+
+def _sharding(n_members: int, enabled: bool):
+    devs = jax.devices()
+    if not enabled or len(devs) < 2 or n_members % len(devs):
+        return None
+    mesh = jax.sharding.Mesh(np.array(devs), ("member",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("member"))
+
+
+class Ensemble:
+    """The compiled functions of one experiment's ensemble (members stacked on axis 0)."""
+
+    def __init__(self, env, tc: TrainConfig, members: list[dict], shard: bool = True):
+        self.trainer = tr = Trainer(env, tc)
+        self.members = members
+        self.regs = _stack_regs(members)
+        self.sharding = _sharding(len(members), shard)
+        keys = jnp.stack([jax.random.PRNGKey(m["seed"]) for m in members])  # (members, 2)
+        split = jax.vmap(jax.random.split)(keys)  # (members, 2, 2)
+        self.init_keys, self.eval_keys = split[:, 0], split[:, 1]
+        s = self.sharding
+        put = (lambda x: jax.device_put(x, s)) if s is not None else (lambda x: x)
+        self.regs = put(self.regs)
+        self._init = jax.jit(jax.vmap(tr.init), out_shardings=s)
+        kw = dict(in_shardings=(s, s), out_shardings=(s, s)) if s is not None else {}
+        self._iteration = jax.jit(jax.vmap(tr.iteration), donate_argnums=0, **kw)
+        self._evaluate = jax.jit(jax.vmap(tr.evaluate))
+        self.put = put
+
+    def init(self):
+        return self._init(self.put(self.init_keys), self.regs)
+
+    def abstract_state(self):
+        shapes = jax.eval_shape(jax.vmap(self.trainer.init), self.init_keys, self.regs)
+        return checkpoint.abstract_like(shapes, self.sharding)
+
+    def iteration(self, state):
+        return self._iteration(state, self.regs)
+
+    def evaluate(self, state, it: int):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.eval_keys, it)
+        return self._evaluate(jax.vmap(self.trainer.policy_params)(state), self.put(keys))
+
+
+def _settings(exp: Experiment, tc: TrainConfig, members: list[dict]) -> dict:
+    """Everything that shapes the training program and its data (checked on resume)."""
+    s = {k: exp.section(k) for k in ("model", "motion", "env")}
+    return {"sections": json.loads(json.dumps(s, sort_keys=True, default=str)),
+            "train": {k: v for k, v in dataclasses.asdict(tc).items() if k not in ("iterations",)},
+            "members": members}
+
+
+def metrics_dataset(rows: dict[int, dict[str, np.ndarray]], members: list[dict], n_iter: int, attrs: dict) -> xr.Dataset:
+    """Per-member metrics, dims (member, iteration); iteration i = policy after i updates for eval_*,
+    and the i-th update's rollout for the training means. Missing entries are NaN."""
+    names = sorted({k for r in rows.values() for k in r})
+    M = len(members)
+    data = {n: np.full((M, n_iter + 1), np.nan, np.float32) for n in names}
+    for i, r in rows.items():
+        for k, v in r.items():
+            data[k][:, i] = v
+    coords = {"member": np.arange(M), "iteration": np.arange(n_iter + 1)}
+    for f in ("seed", *REG_FIELDS):
+        coords[f] = ("member", np.array([m[f] for m in members]))
+    ds = xr.Dataset({_var(k): (("member", "iteration"), v) for k, v in data.items()}, coords=coords, attrs=attrs)
+    for k in ds.data_vars:
+        ds[k].attrs["units"] = UNITS.get(k, "1")
+    return ds
+
+
+def train_experiment(experiment: str | Path | Experiment, resume: bool = False, results_dir: Path | None = None,
+                     train_overrides: dict | None = None, ensemble_overrides: dict | None = None,
+                     env_overrides: dict | None = None, backend: str | None = None, show_progress: bool = True,
+                     on_iteration: Callable[[int, dict], Any] | None = None) -> TrainResult:
+    """Train an experiment's ensemble; see the module docstring for outputs.
+
+    Args:
+        experiment: path of the TOML file or a parsed Experiment.
+        resume: continue from the newest checkpoint in `results_dir/checkpoints` (settings must match;
+            `iterations` may be raised).
+        results_dir: default `results/<experiment name>`.
+        *_overrides: replace keys of the [train] / [ensemble] / [env] sections.
+        on_iteration: called after each iteration with (iteration, metrics of that iteration);
+            used by the pipeline for sub-progress (and by tests to simulate an interrupt).
+    """
+    from msdiversity.util.progress import console, make_progress
+
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
+    tc = section(TrainConfig, exp, "train", train_overrides).validate(exp.path)
+    ec = section(EnsembleConfig, exp, "ensemble", ensemble_overrides)
+    members = expand_members(ec, exp.path)
+    out = Path(results_dir) if results_dir is not None else exp.results_dir
+    out.mkdir(parents=True, exist_ok=True)
+    built = build_env(exp, backend=backend, env_overrides=env_overrides)
+    env = built.env
+    ens = Ensemble(env, tc, members, shard=ec.shard)
+    settings = _settings(exp, tc, members)
+    mngr = checkpoint.manager(out / "checkpoints")
+
+    rows: dict[int, dict[str, np.ndarray]] = {}
+    start, resumed_from, wall0 = 0, None, 0.0
+    state = None
+    if resume:
+        step, state = checkpoint.restore_latest(mngr, ens.abstract_state(), settings)
+        if step is not None:
+            start = resumed_from = int(step)
+            old = out / "metrics.nc"
+            if old.exists():
+                with xr.open_dataset(old, engine="h5netcdf") as ds:
+                    for i in range(min(start + 1, ds.sizes["iteration"])):
+                        rows[i] = {k.replace("eval_", "eval/", 1) if k.startswith("eval_") else k:
+                                   ds[k].values[:, i] for k in ds.data_vars}
+                    rows = {i: {k: v for k, v in r.items() if np.isfinite(v).any()} for i, r in rows.items()}
+                    rows[start] = {k: v for k, v in rows.get(start, {}).items() if k.startswith("eval/")}
+                    wall0 = float(np.nanmax(ds["wall_time"].values[:, :start])) if start else 0.0
+        elif show_progress:
+            console.print("[yellow]no checkpoint found: starting from scratch[/]")
+    if state is None:
+        if mngr.latest_step() is not None and not resume:
+            for s in list(mngr.all_steps()):
+                mngr.delete(s)
+        state = ens.init()
+
+    attrs = {"experiment": exp.name, "model": built.loaded.name, "motion": built.motion_desc,
+             "control_hz": float(env.config.control_hz), "num_envs_per_member": tc.num_envs,
+             "unroll_length": tc.unroll_length, "config": json.dumps({"name": exp.name, **exp.sections}, default=str),
+             "reward": tc.reward, "policy": tc.policy, "devices": len(jax.devices()),
+             "sharded": int(ens.sharding is not None)}
+    write_text_atomic(out / "members.json", json.dumps({"members": members, "train": dataclasses.asdict(tc),
+                                                        "ensemble": dataclasses.asdict(ec)}, indent=1, default=str))
+    write_text_atomic(out / "experiment.json", json.dumps({"name": exp.name, **exp.sections,
+                                                           "_path": str(exp.path) if exp.path else None},
+                                                          indent=1, default=str))
+
+    def write_metrics():
+        save_dataset_atomic(metrics_dataset(rows, members, tc.iterations, attrs), out / "metrics.nc")
+
+    def save(step):
+        checkpoint.save(mngr, step, state, settings)
+        write_metrics()
+
+    steps_per_it = tc.num_envs * tc.unroll_length
+    t0 = time.perf_counter() - wall0
+    progress = make_progress() if show_progress else None
+    done_it = start
+    try:
+        if progress is not None:
+            progress.start()
+            task = progress.add_task(f"train {exp.name} ({len(members)} members)", total=tc.iterations,
+                                     completed=start, info="compiling...")
+        for it in range(start, tc.iterations):
+            row = rows.setdefault(it, {})
+            if it % tc.eval_every == 0 and "eval/joint_err_deg" not in row:
+                row.update({k: np.asarray(v) for k, v in ens.evaluate(state, it).items()})
+            state, m = ens.iteration(state)
+            m = {k: np.asarray(v) for k, v in jax.device_get(m).items()}
+            m["wall_time"] = np.full(len(members), time.perf_counter() - t0)
+            m["env_steps"] = np.full(len(members), float((it + 1) * steps_per_it))
+            row.update(m)
+            done_it = it + 1
+            if progress is not None:
+                el = time.perf_counter() - t0
+                rate = (done_it - start) * steps_per_it * len(members) / max(el - wall0, 1e-9)
+                err = np.nanmean(m.get("joint_err_deg", np.nan))
+                progress.update(task, completed=done_it,
+                                info=f"{rate:,.0f} env steps/s  joint err {err:.2f} deg")
+            if on_iteration is not None:
+                on_iteration(it, m)
+            if done_it % tc.checkpoint_every == 0 and done_it < tc.iterations:
+                save(done_it)
+        rows.setdefault(tc.iterations, {}).update(
+            {k: np.asarray(v) for k, v in ens.evaluate(state, tc.iterations).items()})
+        save(tc.iterations)
+    except KeyboardInterrupt:
+        # the state after the last completed iteration (the donated buffer of an unfinished one is gone)
+        if done_it > start or resumed_from is None:
+            try:
+                save(done_it)
+            except Exception:  # noqa: BLE001  nothing valid to save (e.g. interrupted while donating)
+                pass
+        if progress is not None:
+            progress.stop()
+        console.print(f"[yellow]interrupted after {done_it} iterations; checkpoint saved, continue with --resume[/]")
+        raise
+    finally:
+        if progress is not None:
+            progress.stop()
+    wall = time.perf_counter() - t0
+    ds = metrics_dataset(rows, members, tc.iterations, attrs)
+    fin = ds["eval_joint_err_deg"].isel(iteration=-1).values if "eval_joint_err_deg" in ds else np.full(len(members), np.nan)
+    ini = ds["eval_joint_err_deg"].isel(iteration=0).values if "eval_joint_err_deg" in ds else fin
+    summary = (f"trained {len(members)} members x {tc.iterations} iterations in {wall:.0f} s: joint error "
+               f"{np.nanmean(ini):.2f} -> {np.nanmean(fin):.2f} deg (max {np.nanmax(fin):.2f}); results in {out}")
+    if show_progress:
+        console.print(summary)
+    return TrainResult(results_dir=out, members=members, metrics=ds, iterations=tc.iterations, wall_s=wall,
+                       resumed_from=resumed_from, summary=summary)
+
+
+def load_trained(results_dir: str | Path, backend: str | None = None):
+    """Rebuild the env and the trained policies of a results folder (for the recorder).
+
+    Returns:
+        (make_policy, params_per_member, members, env): `make_policy(params, deterministic=True)`
+        gives `policy(obs (obs_size,), key) -> excitation (nu,)`; `params_per_member` is a list of
+        per-member parameter pytrees (same order as `members`, the dicts of members.json).
+    """
+    from msdiversity.errors import InputError
+
+    results_dir = Path(results_dir)
+    for f in ("experiment.json", "members.json"):
+        if not (results_dir / f).exists():
+            raise InputError(f"no {f}: not a training results folder (run `msdiversity train` first)", path=results_dir)
+    d = json.loads((results_dir / "experiment.json").read_text())
+    path = d.pop("_path", None)
+    exp = experiment_from_dict(d, Path(path) if path else None)
+    info = json.loads((results_dir / "members.json").read_text())
+    members = info["members"]
+    tc = section(TrainConfig, exp, "train", {k: tuple(v) if isinstance(v, list) else v
+                                             for k, v in info["train"].items()})
+    built = build_env(exp, backend=backend)
+    ens = Ensemble(built.env, tc, members, shard=False)
+    mngr = checkpoint.manager(results_dir / "checkpoints")
+    step, state = checkpoint.restore_latest(mngr, ens.abstract_state())
+    if step is None:
+        raise InputError("no checkpoint found", path=results_dir / "checkpoints")
+    pp = jax.vmap(ens.trainer.policy_params)(state)
+    per = [jax.tree_util.tree_map(lambda x, i=i: x[i], pp) for i in range(len(members))]
+    return ens.trainer.make_policy, per, members, built.env
