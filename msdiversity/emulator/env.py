@@ -157,7 +157,11 @@ class Env:
                                  config.scale_end_effector, config.scale_root_pos, config.scale_root_rot]
                                 )[: len(self.error_names)]
         lo, hi = model.actuator_ctrlrange.T
-        lim = model.actuator_ctrllimited.astype(bool)
+        # muscles: ctrl = excitation (MuJoCo clamps it to ctrlrange, e.g. [0.001, 1]);
+        # other actuators: [0, 1] maps linearly onto their ctrlrange
+        is_muscle = np.zeros(model.nu, bool)
+        is_muscle[registry.muscle_ids(model)] = True
+        lim = model.actuator_ctrllimited.astype(bool) & ~is_muscle
         self._ctrl_lo = np.where(lim, lo, 0.0)
         self._ctrl_span = np.where(lim, hi - lo, 1.0)
 
@@ -362,6 +366,9 @@ class Env:
         """Apply excitations (and residuals) for one control step (`nsub` physics substeps)."""
         nu = self.model.nu
         action = jnp.asarray(action, jnp.float32)
+        # a non-finite action (a broken policy) is treated as divergence; physics gets a finite one
+        bad_action = ~jnp.all(jnp.isfinite(action))
+        action = jnp.nan_to_num(action, nan=0.0, posinf=1.0, neginf=0.0)
         excitation = jnp.clip(action[:nu], 0.0, 1.0)  # (nu,)
         ctrl = self._ctrl_lo + excitation * self._ctrl_span
         qfrc = None
@@ -373,8 +380,8 @@ class Env:
         ps, out = self.physics.step(state.pipeline_state, ctrl, self.nsub, qfrc)
         idx = jnp.minimum(state.info["phase_idx"] + 1, self.n_frames - 1)
         steps = state.info["steps"] + 1
-        return self._finish(ps, out, idx, steps, excitation, state.info["excitation"], residual, out.diverged,
-                            first=False)
+        return self._finish(ps, out, idx, steps, excitation, state.info["excitation"], residual,
+                            out.diverged | bad_action, first=False)
 
     # ---- recorder helpers ---------------------------------------------------------------------------
     @staticmethod
