@@ -248,3 +248,208 @@ def parse_seeds(text: str | None) -> list[int] | None:
     if n < 1:
         raise ConfigError("expected at least 1 seed", field="--seeds")
     return list(range(n))
+
+
+def _abs_if_file(value: str) -> str:
+    """Motion/model overrides given on the command line are relative to the working directory."""
+    p = Path(value).expanduser()
+    return str(p.resolve()) if p.exists() else value
+
+
+def apply_overrides(exp: Experiment, *, model: str | None = None, motion: str | None = None,
+                    members: int | None = None, seeds: list[int] | None = None, backend: str | None = None,
+                    steps: int | None = None, name: str | None = None) -> tuple[Experiment, dict[str, Any]]:
+    """Return (experiment with overrides applied, the overrides that were given).
+
+    - `model`: `[model] name` (a built-in name or an MJCF path).
+    - `motion`: `[motion] source` ('synthetic' or a motion file); a file path is made absolute.
+      Switching to a file drops the synthetic-only keys (seed, duration, control_hz, synergies) so they
+      do not enter the stage keys; switching to 'synthetic' keeps the file's other keys.
+    - `seeds`: `[ensemble] seeds`.
+    - `members`: the first N members of the ensemble grid (seeds x regularizer lists, seeds varying
+      slowest), with the seed list extended (max seed + 1, + 2, ...) until the grid has N members;
+      written as `[ensemble] mode = "list"` with one entry per member, so exactly N members train.
+    - `backend`: `[env] backend` (auto | cpu | mjx ...); it is part of the stage keys because the
+      physics backends differ numerically.
+    - `steps`: training length in environment (control) steps *per member*:
+      `[train] iterations = ceil(steps / (num_envs * unroll_length))`.
+    - `name`: the experiment (and results/report) name; by default `<name>-<override slug>`.
+    """
+    import math
+
+    sections = json.loads(json.dumps(exp.sections))  # deep copy
+    given = {k: v for k, v in dict(model=model, motion=motion, members=members, seeds=seeds, backend=backend,
+                                   steps=steps).items() if v is not None}
+    if model is not None:
+        sections["model"]["name"] = _abs_if_file(model) if model.endswith(".xml") else model
+    if motion is not None:
+        src = motion if motion == "synthetic" else _abs_if_file(motion)
+        if src != "synthetic" and not Path(src).exists():
+            raise ConfigError("motion file not found (expected 'synthetic' or a .mot/.sto/.nc/.npz file)",
+                              path=motion, field="--motion")
+        mo = sections["motion"]
+        if src != "synthetic":
+            for k in ("seed", "duration", "control_hz", "synergies"):
+                mo.pop(k, None)
+            if exp.sections["motion"].get("source", "synthetic") == "synthetic":
+                mo.pop("grf", None)
+        mo["source"] = src
+    ens = sections["ensemble"]
+    if seeds is not None:
+        ens["seeds"] = list(seeds)
+    if members is not None:
+        if members < 1:
+            raise ConfigError("expected at least 1 member", field="--members")
+        from msdiversity.ensemble.config import EnsembleConfig, expand_members, section as esection
+
+        probe = Experiment(exp.name, exp.path, {**sections, "ensemble": ens})
+        cfg = esection(EnsembleConfig, probe, "ensemble")
+        rows = expand_members(cfg, exp.path)
+        if cfg.mode == "grid":
+            per_seed = len(rows) // len(cfg.seeds)
+            extra = math.ceil(max(members - len(rows), 0) / per_seed)
+            seed_list = list(cfg.seeds) + [max(cfg.seeds) + 1 + i for i in range(extra)]
+            rows = expand_members(dataclasses.replace(cfg, seeds=tuple(seed_list)), exp.path)
+        elif members > len(rows):
+            raise ConfigError(f"[ensemble] mode 'list' defines {len(rows)} members; cannot make {members}",
+                              path=exp.path, field="--members")
+        rows = rows[:members]
+        from msdiversity.learning.regularizers import FIELDS as REG_FIELDS
+
+        ens.update(mode="list", seeds=[r["seed"] for r in rows], **{f: [r[f] for r in rows] for f in REG_FIELDS})
+    if backend is not None:
+        sections["env"]["backend"] = backend
+    if steps is not None:
+        if steps < 1:
+            raise ConfigError("expected a positive number of environment steps", field="--steps")
+        from msdiversity.ensemble.config import section as esection
+        from msdiversity.learning.ppo import TrainConfig
+
+        tc = esection(TrainConfig, Experiment(exp.name, exp.path, sections), "train")
+        sections["train"]["iterations"] = max(1, math.ceil(steps / (tc.num_envs * tc.unroll_length)))
+    new_name = name or (f"{exp.name}-{override_suffix(given)}" if given else exp.name)
+    return Experiment(new_name, exp.path, sections), given
+
+
+# --------------------------------------------------------------------------------------------------
+# The four stages
+# --------------------------------------------------------------------------------------------------
+
+def _motion_and_model_files(ctx: Context) -> list[Path]:
+    """User files named in [model]/[motion] (their contents enter the train key)."""
+    from msdiversity.ensemble.build import _resolve
+
+    out = []
+    mo = ctx.experiment.sections.get("motion", {})
+    for key in ("source", "grf"):
+        p = _resolve(mo.get(key), ctx.experiment)
+        if p and p != "synthetic" and Path(p).is_file():
+            out.append(Path(p))
+    name = ctx.experiment.sections.get("model", {}).get("name", "")
+    if name.endswith(".xml") and Path(name).is_file():
+        out.append(Path(name))
+    return out
+
+
+def _train(ctx: Context) -> None:
+    from msdiversity.ensemble import train_experiment
+
+    def on_iteration(it: int, m: dict) -> None:
+        err = m.get("joint_err_deg")
+        ctx.update(info=f"iteration {it + 1}" + (f", joint err {float(err.mean()):.2f} deg" if err is not None else ""))
+
+    train_experiment(ctx.experiment, results_dir=ctx.results_dir, on_iteration=on_iteration)
+
+
+def _record(ctx: Context) -> None:
+    from msdiversity.recording.cli import run_recording
+
+    run_recording(ctx.experiment, ctx.results_dir)
+
+
+def _analyze(ctx: Context) -> None:
+    from msdiversity.analysis.cli import run_analysis
+    from msdiversity.analysis.core import AnalysisConfig
+    from msdiversity.config import section_to_dataclass
+
+    cfg = section_to_dataclass(AnalysisConfig, ctx.experiment.section("analysis"), "analysis", ctx.experiment.path)
+    run_analysis(ctx.results_dir / "recording.nc", ctx.results_dir / "analysis.nc", cfg)
+
+
+def _report(ctx: Context) -> None:
+    from msdiversity.report.build import build_report, load_inputs
+
+    opts = ctx.experiment.section("report")
+    unknown = set(opts) - {"title"}
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)}; expected 'title'", path=ctx.experiment.path,
+                          field="report")
+    build_report(load_inputs(ctx.results_dir), ctx.report_path, title=opts.get("title"))
+
+
+TRAIN_OUTPUTS = ("checkpoints", "metrics.nc", "members.json", "experiment.json")
+
+
+def default_stages() -> list[Stage]:
+    """train -> record -> analyze -> report, with the sections and files each depends on."""
+    return [
+        Stage("train", ("model", "motion", "env", "train", "ensemble"), (), TRAIN_OUTPUTS, _train,
+              extra_inputs=_motion_and_model_files),
+        Stage("record", ("model", "motion", "env", "record"), ("checkpoints", "members.json", "experiment.json"),
+              ("recording.nc",), _record, extra_inputs=_motion_and_model_files),
+        Stage("analyze", ("analysis",), ("recording.nc",), ("analysis.nc",), _analyze),
+        Stage("report", ("report",), ("recording.nc", "analysis.nc", "metrics.nc"), ("{report}",), _report),
+    ]
+
+
+# --------------------------------------------------------------------------------------------------
+# CLI
+# --------------------------------------------------------------------------------------------------
+
+def run(
+    experiment: Path = typer.Argument(..., help="Experiment file, e.g. experiments/default.toml."),
+    force: bool = typer.Option(False, "--force", help="Redo every stage even if its outputs are current."),
+    force_stage: list[str] = typer.Option([], "--force-stage", help="Redo this stage (repeatable): "
+                                          "train, record, analyze, report."),
+    model: str | None = typer.Option(None, "--model", help="Model: built-in name or MJCF path (model.name)."),
+    motion: str | None = typer.Option(None, "--motion", help="Reference motion: 'synthetic' or an OpenSim "
+                                      ".mot/.sto (or .nc/.npz) file (motion.source)."),
+    members: int | None = typer.Option(None, "--members", help="Train exactly N members: the first N of the "
+                                       "seeds x regularizers grid, extending the seeds as needed."),
+    seeds: str | None = typer.Option(None, "--seeds", help="Seeds: a count (4 = 0..3), a list (0,3,7) or a "
+                                     "range (2-5) (ensemble.seeds)."),
+    backend: str | None = typer.Option(None, "--backend", help="Physics backend: auto | cpu | mjx (env.backend)."),
+    steps: int | None = typer.Option(None, "--steps", help="Training length in environment steps per member "
+                                     "(sets train.iterations = ceil(steps / (num_envs * unroll_length)))."),
+    name: str | None = typer.Option(None, "--name", help="Experiment name (results/<name>, reports/<name>.html); "
+                                    "default: the file's name, plus an override slug when overriding."),
+    check: bool = typer.Option(False, "--check", help="Open the finished report in headless Chromium and check "
+                               "that every figure rendered."),
+):
+    """Train -> record -> analyze -> report; stages whose outputs are current are skipped."""
+    from msdiversity.util.progress import console, make_progress
+
+    exp0 = load_experiment(experiment)
+    exp, given = apply_overrides(exp0, model=model, motion=motion, members=members, seeds=parse_seeds(seeds),
+                                 backend=backend, steps=steps, name=name)
+    names = [s.name for s in default_stages()]
+    bad = [s for s in force_stage if s not in names]
+    if bad:
+        raise ConfigError(f"unknown stage(s) {bad}; expected any of {names}", field="--force-stage")
+    ctx = Context(experiment=exp, results_dir=exp.results_dir, report_path=exp.report_path)
+    console.print(f"[bold]msdiversity run[/] {exp.name}" + (f" (overrides: {given})" if given else "")
+                  + f" -> {ctx.results_dir}/")
+    t0 = time.perf_counter()
+    with make_progress() as progress:
+        results = run_stages(default_stages(), ctx, force=force, force_stages=tuple(force_stage), progress=progress,
+                             on_event=lambda s: progress.console.print(f"  {s}"))
+    if check:
+        from msdiversity.report.cli import check_in_browser
+
+        check_in_browser(ctx.report_path, ctx.results_dir / "report.png")
+    ran = [r.name for r in results if r.ran]
+    took = ", ".join(f"{r.name} {r.seconds:.0f} s" for r in results if r.ran)
+    console.print(f"done in {time.perf_counter() - t0:.1f} s: " + (f"ran {took}" if ran else "all stages current")
+                  + (f"; skipped {', '.join(r.name for r in results if not r.ran)}" if len(ran) < len(results) else ""))
+    console.print(f"report: [bold]{ctx.report_path}[/]")
+    typer.echo(str(ctx.report_path))
