@@ -3,8 +3,9 @@
 GRF: after the last substep `rne_postconstraint` gives `cfrc_ext`, the external spatial force on
 every body (contacts, plus `xfrc_applied`, which the env never sets on feet). Summed over a foot's
 bodies, its force part is the foot's GRF in the world frame; the centre of pressure is where that
-force meets the ground plane with no horizontal moment (force-plate formula), using the moment
-about the subtree centre of mass that `cfrc_ext` is expressed at. This matches the CPU backend's
+force meets the ground plane (at the mean height of that foot's active contact points) with no
+horizontal moment (force-plate formula), using the moment about the subtree centre of mass that
+`cfrc_ext` is expressed at. This matches the CPU backend's
 contact sensors on flat ground (`tests/test_physics_backends.py`).
 
 impl='warp' is selected only when a GPU and `warp` are importable; it could not be run on the
@@ -48,6 +49,10 @@ class MjxBackend:
         for k in range(len(FEET)):
             side[k, np.unique(model.geom_bodyid[self.spec.foot_geom_ids[k]])] = 1.0
         self._side = jnp.asarray(side, jnp.float32)
+        gs = np.zeros((2, model.ngeom), bool)
+        for k in range(len(FEET)):
+            gs[k, self.spec.foot_geom_ids[k]] = True
+        self._geom_side = jnp.asarray(gs)  # (2, ngeom)
         self._root = int(model.body_rootid[np.flatnonzero(side.any(0))[0]]) if side.any() else 0
         self._h = _ground_height(model)
 
@@ -66,12 +71,18 @@ class MjxBackend:
         tau = self._side @ cf[:, :3]  # (2, 3)
         f = self._side @ cf[:, 3:]  # (2, 3)
         c = d.subtree_com[self._root]  # (3,)
-        rz = self._h - c[2]
+        # the ground height under each foot: mean height of its active contact points (the "ground"
+        # may be a raised world geom, e.g. the myolegs platform 1.5 cm above the floor plane)
+        con = d._impl.contact  # noqa: SLF001
+        active = (con.dist < 0)[None, :] & (self._geom_side[:, con.geom[:, 0]] | self._geom_side[:, con.geom[:, 1]])
+        n = active.sum(axis=1)
+        h = jnp.where(n > 0, (active * con.pos[None, :, 2]).sum(axis=1) / jnp.maximum(n, 1), self._h)  # (2,)
+        rz = h - c[2]
         fz = f[:, 2]
         safe = jnp.where(jnp.abs(fz) > 1e-6, fz, 1.0)
         rx = (rz * f[:, 0] - tau[:, 1]) / safe
         ry = (tau[:, 0] + rz * f[:, 1]) / safe
-        cop = jnp.stack([c[0] + rx, c[1] + ry, jnp.full_like(rx, self._h)], axis=-1)
+        cop = jnp.stack([c[0] + rx, c[1] + ry, h], axis=-1)
         return f, jnp.where((fz > 1e-6)[:, None], cop, 0.0)
 
     def _outputs(self, d, grf, cop, afrc, diverged) -> StepOutputs:
