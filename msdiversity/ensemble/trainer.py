@@ -119,7 +119,7 @@ def metrics_dataset(rows: dict[int, dict[str, np.ndarray]], members: list[dict],
     coords = {"member": np.arange(M), "iteration": np.arange(n_iter + 1)}
     for f in ("seed", *REG_FIELDS):
         coords[f] = ("member", np.array([m[f] for m in members]))
-    ds = xr.Dataset({_var(k): (("member", "iteration"), v) for k, v in data.items()}, coords=coords, attrs=attrs)
+    ds = xr.Dataset({k: (("member", "iteration"), v) for k, v in data.items()}, coords=coords, attrs=attrs)
     for k in ds.data_vars:
         ds[k].attrs["units"] = UNITS.get(k, "1")
     return ds
@@ -137,7 +137,8 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
             `iterations` may be raised).
         results_dir: default `results/<experiment name>`.
         *_overrides: replace keys of the [train] / [ensemble] / [env] sections.
-        on_iteration: called after each iteration with (iteration, metrics of that iteration);
+        on_iteration: called after each iteration with (iteration, metrics of that iteration, named
+            like the metrics.nc variables, e.g. `joint_err_deg`, `reward_task`, each (members,));
             used by the pipeline for sub-progress (and by tests to simulate an interrupt).
     """
     from msdiversity.util.progress import console, make_progress
@@ -165,10 +166,9 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
             if old.exists():
                 with xr.open_dataset(old, engine="h5netcdf") as ds:
                     for i in range(min(start + 1, ds.sizes["iteration"])):
-                        rows[i] = {k.replace("eval_", "eval/", 1) if k.startswith("eval_") else k:
-                                   ds[k].values[:, i] for k in ds.data_vars}
+                        rows[i] = {k: ds[k].values[:, i] for k in ds.data_vars}
                     rows = {i: {k: v for k, v in r.items() if np.isfinite(v).any()} for i, r in rows.items()}
-                    rows[start] = {k: v for k, v in rows.get(start, {}).items() if k.startswith("eval/")}
+                    rows[start] = {k: v for k, v in rows.get(start, {}).items() if k.startswith("eval_")}
                     wall0 = float(np.nanmax(ds["wall_time"].values[:, :start])) if start else 0.0
         elif show_progress:
             console.print("[yellow]no checkpoint found: starting from scratch[/]")
@@ -207,10 +207,10 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
                                      completed=start, info="compiling...")
         for it in range(start, tc.iterations):
             row = rows.setdefault(it, {})
-            if it % tc.eval_every == 0 and "eval/joint_err_deg" not in row:
-                row.update({k: np.asarray(v) for k, v in ens.evaluate(state, it).items()})
+            if it % tc.eval_every == 0 and "eval_joint_err_deg" not in row:
+                row.update({_var(k): np.asarray(v) for k, v in ens.evaluate(state, it).items()})
             state, m = ens.iteration(state)
-            m = {k: np.asarray(v) for k, v in jax.device_get(m).items()}
+            m = {_var(k): np.asarray(v) for k, v in jax.device_get(m).items()}
             m["wall_time"] = np.full(len(members), time.perf_counter() - t0)
             m["env_steps"] = np.full(len(members), float((it + 1) * steps_per_it))
             row.update(m)
@@ -226,7 +226,7 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
             if done_it % tc.checkpoint_every == 0 and done_it < tc.iterations:
                 save(done_it)
         rows.setdefault(tc.iterations, {}).update(
-            {k: np.asarray(v) for k, v in ens.evaluate(state, tc.iterations).items()})
+            {_var(k): np.asarray(v) for k, v in ens.evaluate(state, tc.iterations).items()})
         save(tc.iterations)
     except KeyboardInterrupt:
         # the state after the last completed iteration (the donated buffer of an unfinished one is gone)
