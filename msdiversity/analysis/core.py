@@ -38,7 +38,8 @@ class AnalysisConfig:
     baselines: bool = True  # inverse dynamics / static optimisation / feasible ranges (needs the model)
     so_exponents: tuple[float, ...] = (1.0, 2.0, 3.0)
     band_tolerance: float = 0.02  # activation units: slack when placing activations in the feasible band
-    alpha: float = 0.05
+    id_lowpass_hz: float = 0.0  # low-pass the reference coordinates before inverse dynamics (0 = off;
+    #                             OpenSim's tools use 6 Hz for raw IK data)
 
 
 def _stat_tests(seed, div: xr.Dataset, mods: dict, n_perm: int, n_boot: int):
@@ -102,7 +103,7 @@ def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, pro
         try:
             from msdiversity.analysis.baselines import baselines
 
-            base = baselines(rec, prep, exponents=cfg.so_exponents, tol=cfg.band_tolerance,
+            base = baselines(rec, prep, exponents=cfg.so_exponents, tol=cfg.band_tolerance, cutoff_hz=cfg.id_lowpass_hz,
                              progress=lambda d, n: say("baselines", d, n))
             parts.append(base)
             has_base, base_note = 1, ""
