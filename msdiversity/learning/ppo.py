@@ -45,8 +45,8 @@ class TrainConfig:
     reward: str = "exp"  # "exp" | "adversarial"
     policy: str = "gaussian"  # "gaussian" | "flow"
     action_map: str = "sigmoid"  # "sigmoid" | "clip": pre-activation -> excitation in [0, 1]
-    iterations: int = 150
-    num_envs: int = 32  # environments per member
+    iterations: int = 200
+    num_envs: int = 64  # environments per member
     unroll_length: int = 16  # control steps per environment per iteration
     update_epochs: int = 4
     num_minibatches: int = 4
