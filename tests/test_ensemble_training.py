@@ -141,3 +141,16 @@ def test_adversarial_reward_and_flow_policy_train(tmp_path, train):
         assert d_pos > d_neg  # the discriminator separates zero error from the policy's errors
     else:
         assert ds["flow_displacement"].isel(iteration=-2).item() > 0  # the flow moved the samples
+
+
+def test_cli_train_rejects_bad_keys_with_one_line(tmp_path, capsys):
+    from msdiversity.cli import main
+
+    p = tmp_path / "bad.toml"
+    p.write_text('name = "bad"\n[train]\nlearning_rat = 0.1\n')
+    assert main(["train", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "train.learning_rat" in err and "bad.toml" in err
+    p.write_text('name = "bad"\n[ensemble]\nmode = "list"\nseeds = [0, 1, 2]\neffort_exponent = [2.0, 3.0]\n')
+    assert main(["train", str(p)]) == 2
+    assert "ensemble.effort_exponent" in capsys.readouterr().err

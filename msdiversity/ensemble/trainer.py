@@ -37,6 +37,10 @@ UNITS = {"joint_err_deg": "deg", "body_err_cm": "cm", "eval_joint_err_deg": "deg
          "episode_length": "control steps", "wall_time": "s", "env_steps": "control steps (per member, cumulative)"}
 
 
+# [train] keys that may change between a run and its --resume (they do not change the trained state)
+BOOKKEEPING = ("iterations", "checkpoint_every", "eval_every", "eval_envs", "eval_steps")
+
+
 @dataclasses.dataclass
 class TrainResult:
     results_dir: Path
@@ -80,7 +84,8 @@ class Ensemble:
         self.regs = put(self.regs)
         self._init = jax.jit(jax.vmap(tr.init), out_shardings=s)
         kw = dict(in_shardings=(s, s), out_shardings=(s, s)) if s is not None else {}
-        self._iteration = jax.jit(jax.vmap(tr.iteration), donate_argnums=0, **kw)
+        # no buffer donation: on Ctrl-C the last completed state must still be alive to be saved
+        self._iteration = jax.jit(jax.vmap(tr.iteration), **kw)
         self._evaluate = jax.jit(jax.vmap(tr.evaluate))
         self.put = put
 
@@ -103,7 +108,7 @@ def _settings(exp: Experiment, tc: TrainConfig, members: list[dict]) -> dict:
     """Everything that shapes the training program and its data (checked on resume)."""
     s = {k: exp.section(k) for k in ("model", "motion", "env")}
     return {"sections": json.loads(json.dumps(s, sort_keys=True, default=str)),
-            "train": {k: v for k, v in dataclasses.asdict(tc).items() if k not in ("iterations",)},
+            "train": {k: v for k, v in dataclasses.asdict(tc).items() if k not in BOOKKEEPING},
             "members": members}
 
 
@@ -209,8 +214,9 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
             row = rows.setdefault(it, {})
             if it % tc.eval_every == 0 and "eval_joint_err_deg" not in row:
                 row.update({_var(k): np.asarray(v) for k, v in ens.evaluate(state, it).items()})
-            state, m = ens.iteration(state)
-            m = {_var(k): np.asarray(v) for k, v in jax.device_get(m).items()}
+            new_state, m = ens.iteration(state)  # dispatched asynchronously
+            m = {_var(k): np.asarray(v) for k, v in jax.device_get(m).items()}  # blocks until done
+            state = new_state  # only now: an interrupt while waiting keeps the previous, complete state
             m["wall_time"] = np.full(len(members), time.perf_counter() - t0)
             m["env_steps"] = np.full(len(members), float((it + 1) * steps_per_it))
             row.update(m)
@@ -229,12 +235,8 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
             {_var(k): np.asarray(v) for k, v in ens.evaluate(state, tc.iterations).items()})
         save(tc.iterations)
     except KeyboardInterrupt:
-        # the state after the last completed iteration (the donated buffer of an unfinished one is gone)
-        if done_it > start or resumed_from is None:
-            try:
-                save(done_it)
-            except Exception:  # noqa: BLE001  nothing valid to save (e.g. interrupted while donating)
-                pass
+        # the state after the last completed iteration
+        save(done_it)
         if progress is not None:
             progress.stop()
         console.print(f"[yellow]interrupted after {done_it} iterations; checkpoint saved, continue with --resume[/]")
