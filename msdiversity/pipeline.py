@@ -418,7 +418,7 @@ def run(
                                        "seeds x regularizers grid, extending the seeds as needed."),
     seeds: str | None = typer.Option(None, "--seeds", help="Seeds: a count (4 = 0..3), a list (0,3,7) or a "
                                      "range (2-5) (ensemble.seeds)."),
-    backend: str | None = typer.Option(None, "--backend", help="Physics backend: auto | cpu | mjx (env.backend)."),
+    backend: str | None = typer.Option(None, "--backend", help="Physics backend: auto | cpu | mjx | mjx-warp (env.backend)."),
     steps: int | None = typer.Option(None, "--steps", help="Training length in environment steps per member "
                                      "(sets train.iterations = ceil(steps / (num_envs * unroll_length)))."),
     name: str | None = typer.Option(None, "--name", help="Experiment name (results/<name>, reports/<name>.html); "

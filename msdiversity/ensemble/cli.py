@@ -10,8 +10,8 @@ import typer
 
 def train(experiment: Path = typer.Argument(..., help="Experiment TOML file."),
           resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint."),
-          iterations: Optional[int] = typer.Option(None, "--iterations", help="Override [train] iterations."),
-          backend: Optional[str] = typer.Option(None, "--backend", help="Physics backend: auto | cpu | mjx."),
+          iterations: Optional[int] = typer.Option(None, "--iterations", help="Override train.iterations."),
+          backend: Optional[str] = typer.Option(None, "--backend", help="Physics backend: auto | cpu | mjx (impl jax) | mjx-warp."),
           results_dir: Optional[Path] = typer.Option(None, "--results-dir",
                                                      help="Output folder (default results/<name>).")):
     """Train the experiment's ensemble (members = seeds x regularizers) in one vmapped program."""

@@ -36,7 +36,7 @@ def run_recording(experiment, results_dir: Path | None = None, backend: str | No
 def record(
     experiment: Path = typer.Argument(..., help="Experiment file (experiments/<name>.toml) or results directory."),
     trials: int | None = typer.Option(None, help="Stochastic trials per member (trial 0, deterministic, on top; "
-                                                 "default from [record], else 4)."),
+                                                 "default from record.trials, else 4)."),
     seed: int | None = typer.Option(None, help="PRNG seed of the stochastic trials."),
     backend: str | None = typer.Option(None, help="Physics backend: auto | cpu | mjx (default: the experiment's)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Output (default results/<name>/recording.nc)."),
