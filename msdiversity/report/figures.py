@@ -266,6 +266,10 @@ def muscle_overlays(rec: xr.Dataset, ana: xr.Dataset | None, max_muscles: int = 
             fig.add_trace(go.Scatter(x=t[sl], y=act[m, sl, k], mode="lines", name=labels[m], legendgroup=labels[m],
                                      showlegend=first, line=dict(color=style.member_color(m), width=1.0),
                                      opacity=0.75), row=r + 1, col=c + 1)
+        if "activation_ref" in rec:  # ground truth of a synthetic reference motion
+            fig.add_trace(go.Scatter(x=t[sl], y=rec["activation_ref"].sel(muscle=name).values[sl], mode="lines",
+                                     name="ground truth (synthetic motion)", legendgroup="truth", showlegend=first,
+                                     line=dict(color=style.REF_COLOR, width=2.5, dash="dash")), row=r + 1, col=c + 1)
         if so and pt is not None:
             so_da = ana["base_so_activation"].sel(muscle=name)
             for i, p in enumerate(so_da["p"].values):
