@@ -76,6 +76,7 @@ class Context:
     progress: Any = None  # rich Progress shared by the whole pipeline (or None)
     task: Any = None      # this stage's task id in `progress`
     options: dict = dataclasses.field(default_factory=dict)  # e.g. {"backend": "cpu"}
+    forced: bool = False  # the user asked to redo this stage (--force / --force-stage): no resuming
 
     def update(self, completed: float | None = None, total: float | None = None, info: str = "") -> None:
         """Report sub-progress of the running stage on the shared display."""
@@ -185,7 +186,7 @@ def run_stages(stages: list[Stage], ctx: Context, *, force: bool = False, force_
         else:
             say(f"{st.name}: running ({reason})")
             task = progress.add_task(st.name, total=None, info="") if progress is not None else None
-            sctx = dataclasses.replace(sctx, task=task)
+            sctx = dataclasses.replace(sctx, task=task, forced=reason == "forced")
             t0 = time.perf_counter()
             st.fn(sctx)
             dt = time.perf_counter() - t0
@@ -358,7 +359,16 @@ def _train(ctx: Context) -> None:
         err = m.get("joint_err_deg")
         ctx.update(info=f"iteration {it + 1}" + (f", joint err {float(err.mean()):.2f} deg" if err is not None else ""))
 
-    train_experiment(ctx.experiment, results_dir=ctx.results_dir, on_iteration=on_iteration)
+    # An interrupted (Ctrl-C saves a checkpoint) or extended (more iterations) run continues from its
+    # newest checkpoint instead of starting over; checkpoints of other settings are replaced.
+    from msdiversity.ensemble.checkpoint import CheckpointMismatch
+
+    ckpt = ctx.results_dir / "checkpoints"
+    resume = not ctx.forced and ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir())
+    try:
+        train_experiment(ctx.experiment, results_dir=ctx.results_dir, on_iteration=on_iteration, resume=resume)
+    except CheckpointMismatch:
+        train_experiment(ctx.experiment, results_dir=ctx.results_dir, on_iteration=on_iteration, resume=False)
 
 
 def _record(ctx: Context) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import numpy as np
 import pytest
 
 TINY = """
@@ -76,3 +77,22 @@ def test_run_then_reuse_then_force(tmp_path, monkeypatch, recorder, capsys):
     assert main(["run", "tiny.toml", "--members", "2", "--seeds", "5,6", "--steps", "64"]) == 0
     assert (tmp_path / "reports" / "tiny-members2-seeds5_6-steps64.html").exists()
     assert json.loads((res / "stages.json").read_text())["stages"] == book2
+
+    # more iterations: the train stage continues from the finished run's checkpoint (the first three
+    # iterations' metrics are kept bitwise), and --force retrains from scratch (same seed: same numbers)
+    import xarray as xr
+
+    with xr.open_dataset(res / "metrics.nc", engine="h5netcdf") as ds:
+        before = ds["joint_err_deg"].values[:, :3].copy()
+    (tmp_path / "tiny.toml").write_text(TINY.replace("iterations = 3", "iterations = 4"))
+    assert main(["run", "tiny.toml"]) == 0
+    assert (res / "checkpoints" / "4").is_dir()
+    with xr.open_dataset(res / "metrics.nc", engine="h5netcdf") as ds:
+        assert ds.sizes["iteration"] == 5
+        np.testing.assert_array_equal(ds["joint_err_deg"].values[:, :3], before)
+        after = ds["joint_err_deg"].values.copy()
+    assert main(["run", "tiny.toml", "--force"]) == 0
+    out = capsys.readouterr().err
+    assert out.count("running (forced)") == 4, out[-2000:]
+    with xr.open_dataset(res / "metrics.nc", engine="h5netcdf") as ds:
+        np.testing.assert_allclose(ds["joint_err_deg"].values, after, rtol=1e-5)

@@ -18,6 +18,10 @@ from msdiversity.errors import ConfigError
 META = "meta.json"
 
 
+class CheckpointMismatch(ConfigError):
+    """The checkpoints on disk belong to different settings than the run asking to resume."""
+
+
 def manager(directory: Path, max_to_keep: int = 2) -> ocp.CheckpointManager:
     opts = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True, enable_async_checkpointing=False)
     return ocp.CheckpointManager(Path(directory).absolute(), options=opts)
@@ -46,6 +50,6 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract, meta: dict | None = No
         old = json.loads(p.read_text()) if p.exists() else None
         if old is not None and old != json.loads(json.dumps(meta, sort_keys=True)):
             diff = sorted(k for k in set(old) | set(meta) if old.get(k) != meta.get(k))
-            raise ConfigError(f"checkpoints in {mngr.directory} were written with different settings ({', '.join(diff)}); "
+            raise CheckpointMismatch(f"checkpoints in {mngr.directory} were written with different settings ({', '.join(diff)}); "
                               "train without --resume to start over, or restore the old experiment file")
     return step, mngr.restore(step, args=ocp.args.StandardRestore(abstract))

@@ -104,10 +104,24 @@ class Ensemble:
         return self._evaluate(jax.vmap(self.trainer.policy_params)(state), self.put(keys))
 
 
+def _user_file_digests(exp: Experiment) -> dict[str, str]:
+    """sha256 of the user files named by [motion] source/grf and an MJCF [model] name, so that a
+    motion edited in place is never continued from checkpoints trained on the old one."""
+    import hashlib
+
+    from msdiversity.ensemble.build import _resolve
+
+    files = [_resolve(exp.section("motion").get(k), exp) for k in ("source", "grf")]
+    files.append(_resolve(exp.section("model").get("name"), exp))
+    return {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in files
+            if p and p != "synthetic" and Path(p).is_file()}
+
+
 def _settings(exp: Experiment, tc: TrainConfig, members: list[dict]) -> dict:
     """Everything that shapes the training program and its data (checked on resume)."""
     s = {k: exp.section(k) for k in ("model", "motion", "env")}
     return {"sections": json.loads(json.dumps(s, sort_keys=True, default=str)),
+            "files": _user_file_digests(exp),
             "train": {k: v for k, v in dataclasses.asdict(tc).items() if k not in BOOKKEEPING},
             "members": members}
 
@@ -187,7 +201,8 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
              "control_hz": float(env.config.control_hz), "num_envs_per_member": tc.num_envs,
              "unroll_length": tc.unroll_length, "config": json.dumps({"name": exp.name, **exp.sections}, default=str),
              "reward": tc.reward, "policy": tc.policy, "devices": len(jax.devices()),
-             "sharded": int(ens.sharding is not None)}
+             "sharded": int(ens.sharding is not None), "backend": env.backend_name,
+             "train_config": json.dumps(dataclasses.asdict(tc), default=str)}
     write_text_atomic(out / "members.json", json.dumps({"members": members, "train": dataclasses.asdict(tc),
                                                         "ensemble": dataclasses.asdict(ec)}, indent=1, default=str))
     write_text_atomic(out / "experiment.json", json.dumps({"name": exp.name, **exp.sections,

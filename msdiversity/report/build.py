@@ -125,7 +125,7 @@ def _est_card(k: str, e: text.Estimate, digits: int = 2) -> str:
         return _card(k, "n/a")
     u = f" {e.units}" if e.units and e.units not in ("1", "°") else e.units if e.units == "°" else ""
     digits = e.digits(digits)
-    ci = f"95% CI {e.lo:.{digits}f}–{e.hi:.{digits}f}" if math.isfinite(e.lo) else ""
+    ci = f"95% CI {text.ci_range(e.lo, e.hi, digits)}" if math.isfinite(e.lo) else ""
     return _card(k, f"{e.value:.{digits}f}{u}", ci)
 
 
@@ -258,7 +258,8 @@ def render_report(inputs: ReportInputs, title: str | None = None) -> tuple[str, 
     # --- training
     s = page.section("training", "Training")
     page.figure(s, "training", F.training_curves(met), "Training curves",
-                "Per-member training metrics over training (from metrics.nc).",
+                "Learning curves of every member (from metrics.nc): the deterministic policy's tracking error, "
+                "evaluated from random reference phases every few iterations, and means over the training rollouts.",
                 missing="metrics.nc was not found.")
 
     # --- methods

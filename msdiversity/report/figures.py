@@ -142,23 +142,41 @@ def activation_heatmaps(rec: xr.Dataset, max_members: int = 16) -> go.Figure:
     return fig
 
 
+TRAINING_CURVES = (  # (metrics.nc variable, panel title), most informative first
+    ("eval_joint_err_deg", "eval joint error (deg)"),
+    ("joint_err_deg", "training joint error (deg)"),
+    ("reward_task", "tracking reward / step"),
+    ("cost_effort", "effort mean aᵖ"),
+    ("episode_length", "episode length (steps)"),
+    ("reward_total", "total reward / step"),
+)
+
+
 def training_curves(metrics: xr.Dataset | None, max_vars: int = 4) -> go.Figure | None:
-    """Per-member training curves for up to `max_vars` metrics with dims (member, iteration)."""
+    """Per-member learning curves (dims member, iteration) of up to `max_vars` informative metrics;
+    metrics that are constant (e.g. a regulariser that is off) are left out."""
     if metrics is None:
         return None
-    prefer = ("reward", "episode_reward", "joint_err_deg", "body_err_cm", "loss")
-    names = [v for v in metrics.data_vars if set(metrics[v].dims) == {"member", "iteration"}]
-    names = sorted(names, key=lambda v: (next((i for i, p in enumerate(prefer) if p in v), len(prefer)), v))
-    names = names[:max_vars]
-    if not names:
+
+    def informative(v: str) -> bool:
+        a = np.asarray(metrics[v].values, float)
+        a = a[np.isfinite(a)]
+        return a.size > 1 and float(a.max() - a.min()) > 0
+
+    chosen = [(v, t) for v, t in TRAINING_CURVES
+              if v in metrics and set(metrics[v].dims) == {"member", "iteration"} and informative(v)][:max_vars]
+    if not chosen:
         return None
+    names = [v for v, _ in chosen]
     xname = "env_steps" if "env_steps" in metrics.coords else "iteration"
     x = metrics[xname].values
-    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=[t for _, t in chosen], horizontal_spacing=0.08)
     for k, v in enumerate(names):
         y = metrics[v].transpose("member", "iteration").values
         for m in range(y.shape[0]):
-            fig.add_trace(go.Scatter(x=x, y=y[m], mode="lines", name=f"m{int(metrics['member'].values[m])}",
+            ok = np.isfinite(y[m])  # eval_* exist every eval_every iterations only
+            fig.add_trace(go.Scatter(x=x[ok], y=y[m][ok], mode="lines+markers" if ok.sum() < 40 else "lines",
+                                     name=f"m{int(metrics['member'].values[m])}",
                                      legendgroup=str(m), showlegend=k == 0,
                                      line=dict(color=style.member_color(m), width=1.2)), row=1, col=k + 1)
         fig.update_xaxes(title_text=xname.replace("_", " "), row=1, col=k + 1)

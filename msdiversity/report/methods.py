@@ -57,6 +57,51 @@ def _g(d: dict, *keys, default="?"):
     return default
 
 
+REWARDS = {
+    "exp": "a weighted sum of exponentiated tracking-error terms (DeepMimic-style baseline)",
+    "adversarial": "adversarial reward aggregation: a discriminator scores the normalised tracking-error vector "
+                   "against the zero-error vector (gradient penalty weight {gp_weight}); reward −log(1 − D), "
+                   "clipped at {reward_clip}",
+}
+POLICIES = {
+    "gaussian": "a diagonal Gaussian policy over muscle pre-activations mapped into [0, 1] by a {action_map}",
+    "flow": "value-guided flow exploration: Gaussian source samples transported by a learned flow "
+            "({flow_steps} Euler steps) trained by flow matching toward samples moved up the gradient of a "
+            "learned action value (step {flow_guidance})",
+}
+
+
+def _training_paragraph(n_mem: int, grid: str, tr: dict, env: dict, metrics: xr.Dataset | None) -> str:
+    """What was actually trained: the effective [train] settings stored with metrics.nc (defaults filled
+    in), falling back to the experiment file's [train] section."""
+    eff = {**tr, **_json_attr(metrics, "train_config")}
+    attrs = metrics.attrs if metrics is not None else {}
+    reward, policy = str(eff.get("reward", "exp")), str(eff.get("policy", "gaussian"))
+    fill = lambda t: t.format_map({k: _fmt(v) for k, v in eff.items()} | {"action_map": _fmt(eff.get("action_map", "sigmoid"))})  # noqa: E731
+    try:
+        r_txt, p_txt = fill(REWARDS.get(reward, reward)), fill(POLICIES.get(policy, policy))
+    except (KeyError, ValueError):
+        r_txt, p_txt = reward, policy
+    method = ("the MS-Emulator recipe" if (reward, policy) == ("adversarial", "flow") else
+              "PPO with parts of the MS-Emulator recipe" if (reward, policy) != ("exp", "gaussian") else
+              "the PPO baseline (not the adversarial reward or flow exploration of MS-Emulator)")
+    backend = str(attrs.get("backend", _g(env, "backend", default="auto")))
+    it, ne, ul = eff.get("iterations"), eff.get("num_envs"), eff.get("unroll_length")
+    length = (f"{it} PPO iterations of {ne} environments × {ul} control steps per member "
+              f"({int(it) * int(ne) * int(ul):,} environment steps per member)"
+              if all(isinstance(x, (int, float)) for x in (it, ne, ul)) else _g(eff, "iterations"))
+    hyper = ", ".join(f"{k} = {_fmt(eff[k])}" for k in ("learning_rate", "discount", "gae_lambda", "clip_eps",
+                                                         "update_epochs", "num_minibatches", "entropy_cost",
+                                                         "hidden") if k in eff)
+    return (f"<p><b>Ensemble training.</b> {n_mem} motion-imitation policies (\"emulators\") were trained on the "
+            f"same reference with {html.escape(method)}: reward = {html.escape(r_txt)}; policy = "
+            f"{html.escape(p_txt)}. One member per combination of {html.escape(grid) or 'settings'}. Members were "
+            "trained together as one vectorised program (JAX <code>vmap</code> over members); regulariser "
+            "settings are traced values, so all members share code and differ only in seed and regularisers. "
+            f"Training length: {html.escape(length)}{'; ' + html.escape(hyper) if hyper else ''}. Physics backend: "
+            f"{html.escape(backend)}.</p>")
+
+
 def methods_html(rec: xr.Dataset, ana: xr.Dataset | None, metrics: xr.Dataset | None) -> str:
     """Prose describing what was done (from the config) + every config section as a table + versions."""
     cfg = _json_attr(rec, "config")
@@ -72,14 +117,7 @@ def methods_html(rec: xr.Dataset, ana: xr.Dataset | None, metrics: xr.Dataset | 
         f"</code> (MuJoCo, muscle actuators: {rec.sizes.get('muscle', '?')} muscles, {rec.sizes.get('joint', '?')} "
         f"scalar joints) tracked the reference motion <i>{html.escape(str(rec.attrs.get('motion', '?')))}</i> "
         f"sampled every {float(rec.attrs.get('dt', float('nan'))) * 1000:.1f} ms.</p>",
-        f"<p><b>Ensemble training.</b> {n_mem} motion-imitation policies (\"emulators\") were trained on the same "
-        f"reference following the MS-Emulator method (PPO with adversarial aggregation of the tracking-error terms "
-        f"and value-guided flow exploration), one member per combination of {html.escape(grid) or 'settings'}. "
-        f"Members were trained together as one vectorised program (JAX <code>vmap</code> over members); numeric "
-        f"regulariser settings are traced values, so all members share code and differ only in seed and "
-        f"regularisers. Training length: {html.escape(_g(tr, 'iterations', 'num_iterations', 'num_timesteps', 'steps'))}"
-        f" ({'iterations' if any(k in tr for k in ('iterations', 'num_iterations')) else 'steps'}); physics backend: "
-        f"{html.escape(_g(cfg.get('train', {}), 'backend', default=_g(env, 'backend', default='auto')))}.</p>",
+        _training_paragraph(n_mem, grid, tr, env, metrics),
         f"<p><b>Recording.</b> Each member was rolled out deterministically (mean action, trial 0) and "
         f"{max(rec.sizes.get('trial', 1) - 1, 0)} times with its stochastic policy (trials 1…K, different keys); "
         f"the trial-to-trial variability is the noise floor that distances between members are divided by.</p>",

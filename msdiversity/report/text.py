@@ -19,6 +19,12 @@ POOR_TRACKING_DEG = 5.0  # joint RMSE above which diversity may reflect tracking
 ALPHA = 0.05
 
 
+def ci_range(lo: float, hi: float, digits: int = 2) -> str:
+    """'1.10–1.40', but '-4.66 to -0.92' when a bound is negative (a dash would read as a minus)."""
+    sep = " to " if min(lo, hi) < 0 else "–"
+    return f"{lo:.{digits}f}{sep}{hi:.{digits}f}"
+
+
 @dataclass(frozen=True)
 class Estimate:
     """A number with a 95 % interval (`lo`, `hi` NaN when unknown) and its units."""
@@ -48,7 +54,7 @@ class Estimate:
         u = f"{unit_sep}{self.units}" if self.units and self.units != "1" else ""
         s = f"{self.value:.{digits}f}{u}"
         if math.isfinite(self.lo) and math.isfinite(self.hi):
-            s += f" (95% CI {self.lo:.{digits}f}–{self.hi:.{digits}f})"
+            s += f" (95% CI {ci_range(self.lo, self.hi, digits)})"
         return s
 
 
@@ -197,7 +203,7 @@ def conclusion(h: Headline) -> list[str]:
     if t and "p" in t:
         p = float(t["p"])
         eff = (f", effect size {t.get('effect_name', 'd')} = {float(t['effect_size']):.2f}"
-               f" (95% CI {float(t.get('ci_low', math.nan)):.2f}–{float(t.get('ci_high', math.nan)):.2f})"
+               f" (95% CI {ci_range(float(t.get('ci_low', math.nan)), float(t.get('ci_high', math.nan)), 2)})"
                if "effect_size" in t else "")
         n = int(t.get("n", h.n_members))
         if p < ALPHA and (not h.d_int.ok or not h.d_ext.ok or h.d_int.value > h.d_ext.value):
