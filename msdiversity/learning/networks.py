@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from msdiversity.learning import linalg
+
 
 class MLP(nn.Module):
     """Dense layers with `swish` between them; the last layer's kernel is scaled by `out_scale`.
@@ -29,8 +31,8 @@ class MLP(nn.Module):
     @nn.compact
     def __call__(self, x):
         for h in self.hidden:
-            x = nn.swish(nn.Dense(h, kernel_init=nn.initializers.orthogonal(jnp.sqrt(2.0)))(x))
-        init = nn.initializers.zeros if self.zero_out else nn.initializers.orthogonal(self.out_scale)
+            x = nn.swish(nn.Dense(h, kernel_init=linalg.orthogonal(jnp.sqrt(2.0)))(x))
+        init = nn.initializers.zeros if self.zero_out else linalg.orthogonal(self.out_scale)
         return nn.Dense(self.out, kernel_init=init)(x)
 
 
