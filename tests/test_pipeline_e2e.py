@@ -91,6 +91,7 @@ def test_run_then_reuse_then_force(tmp_path, monkeypatch, recorder, capsys):
         assert ds.sizes["iteration"] == 5
         np.testing.assert_array_equal(ds["joint_err_deg"].values[:, :3], before)
         after = ds["joint_err_deg"].values.copy()
+    capsys.readouterr()
     assert main(["run", "tiny.toml", "--force"]) == 0
     out = capsys.readouterr().err
     assert out.count("running (forced)") == 4, out[-2000:]
