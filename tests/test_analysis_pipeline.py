@@ -1,5 +1,6 @@
 """analyze_recording end to end: layout (dims, units), netCDF round trip, CLI, baselines on a real model."""
 
+import dataclasses
 import json
 import warnings
 
@@ -90,3 +91,34 @@ def test_analyze_with_baselines_on_myoelbow_2dof():
     active = so.std(0) > 0.02  # muscles the SO solution actually modulates (others: noise only)
     assert active.sum() >= 2
     assert np.all(ds["base_so_corr"].sel(p=2.0).values[active] > 0.9)
+
+
+def test_members_that_do_not_reproduce_the_motion_are_left_out_of_diversity(tmp_path):
+    """A member whose joint angles are 20 deg off is reported (specificity) but not compared: its
+    diversity / synergy / embedding entries are empty, and the others' results are what they are
+    without it."""
+    rec = synthetic_recording(3, n_members=6, n_trials=3, n_time=120, n_muscles=8, k_true=2, n_families=1)
+    bad = rec.copy(deep=True)
+    q = bad["qpos"].values
+    q[2] += np.deg2rad(20.0)  # member 2 tracks badly
+    bad["qpos"] = (bad["qpos"].dims, q)
+    cfg = AnalysisConfig(baselines=False, umap=False, n_null=20, n_perm=500, n_boot=100)
+    ds = analyze_recording(bad, cfg)
+    assert ds["spec_matched"].values.tolist() == [True, True, False, True, True, True]
+    assert ds.attrs["n_members"] == 6 and ds.attrs["n_members_matched"] == 5 and "1 of 6" in ds.attrs["match_note"]
+    assert ds["spec_joint_rmse_deg"].sel(member=2) > 15  # still reported
+    assert np.all(np.isnan(ds["div_act_rmse"].sel(member=2).values))
+    assert ds["emb_cluster"].sel(member=2) == -1 and ds["syn_k_chosen"].sel(member=2) == -1
+    others = [0, 1, 3, 4, 5]
+    ref = analyze_recording(rec.isel(member=others), cfg)
+    np.testing.assert_allclose(ds["div_act_rmse"].sel(member=others, member_b=others).values,
+                               ref["div_act_rmse"].values, rtol=1e-6)
+    np.testing.assert_allclose(ds["div_index"].values, ref["div_index"].values, rtol=1e-6)
+    from msdiversity.util.io import save_dataset_atomic
+
+    save_dataset_atomic(ds, tmp_path / "analysis.nc")  # bool / int / NaN fills survive netCDF
+    back = xr.load_dataset(tmp_path / "analysis.nc", engine="h5netcdf")
+    assert back["spec_matched"].dtype == bool and back["emb_cluster"].sel(member=2) == -1
+    # with `inf` thresholds everyone is compared
+    all_in = analyze_recording(bad, dataclasses.replace(cfg, match_joint_rmse_deg=float("inf")))
+    assert all_in.attrs["n_members_matched"] == 6 and all_in.attrs["match_note"] == ""

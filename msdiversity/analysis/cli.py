@@ -52,7 +52,7 @@ def run_analysis(recording_path: Path, out_path: Path, config=None, show_progres
     idx = ds["div_index"].values
     row = {str(t): float(p) for t, p in zip(ds["test"].values, ds["stat_p"].values)}
     console.print(
-        f"analysis: {ds.sizes['member']} members, joint RMSE {float(ds['spec_joint_rmse_deg'].mean()):.2f} deg, "
+        f"analysis: {ds.sizes['member']} members ({ds.attrs.get('n_members_matched', ds.sizes['member'])} compared), joint RMSE {float(ds['spec_joint_rmse_deg'].mean()):.2f} deg, "
         f"diversity index {idx[0]:.2f} [{idx[1]:.2f}, {idx[2]:.2f}], k={int(ds['syn_k_common'])}, "
         f"families={int(ds['emb_n_families'])}, p(act>ext)={row.get('act_vs_external', float('nan')):.3g} "
         f"in {time.perf_counter() - t0:.1f} s -> {out_path}")

@@ -40,6 +40,20 @@ class AnalysisConfig:
     band_tolerance: float = 0.02  # activation units: slack when placing activations in the feasible band
     id_lowpass_hz: float = 0.0  # low-pass the reference coordinates before inverse dynamics (0 = off;
     #                             OpenSim's tools use 6 Hz for raw IK data)
+    # Members compared for diversity must reproduce the motion: trial-0 joint-angle RMSE (deg) and,
+    # with GRF, GRF RMSE (% body weight) at most these. Others are reported (specificity) but left out
+    # of diversity, synergies, embedding, baselines placement and statistics. `inf` keeps everyone.
+    match_joint_rmse_deg: float = 5.0
+    match_grf_rmse_pct_bw: float = 10.0
+
+
+def matched_members(spec: xr.Dataset, cfg: AnalysisConfig) -> np.ndarray:
+    """(member,) bool: members whose kinematics (and GRF, when known) match the reference."""
+    ok = np.asarray(spec["spec_joint_rmse_deg"].values, float) <= cfg.match_joint_rmse_deg
+    if "spec_grf_rmse_pct_bw" in spec:
+        g = np.asarray(spec["spec_grf_rmse_pct_bw"].values, float)
+        ok &= ~(g > cfg.match_grf_rmse_pct_bw)  # NaN (no GRF) does not exclude
+    return ok
 
 
 def _stat_tests(seed, div: xr.Dataset, mods: dict, n_perm: int, n_boot: int):
@@ -58,6 +72,18 @@ def _stat_tests(seed, div: xr.Dataset, mods: dict, n_perm: int, n_boot: int):
         out.append(sign_flip_test(rng, act - mods["grf"].loo, n_perm, "greater", "act_vs_grf",
                                   desc.replace("r_ext", "r_grf"), n_boot))
     return out
+
+
+def _to_all_members(part: xr.Dataset, ids: np.ndarray, ids_all: np.ndarray) -> xr.Dataset:
+    """Reindex a result computed on a subset of members (`ids`) onto all members (`ids_all`)."""
+    dims = [d for d in ("member", "member_b") if d in part.dims]
+    if not dims:
+        return part
+    part = part.drop_vars([c for c in part.coords if c not in part.dims and set(part[c].dims) & set(dims)])
+    part = part.assign_coords({d: ids for d in dims})
+    fill = {v: (False if part[v].dtype == bool else -1 if part[v].dtype.kind in "iu" else np.nan)
+            for v in part.data_vars}
+    return part.reindex({d: ids_all for d in dims}, fill_value=fill)
 
 
 def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, progress=None) -> xr.Dataset:
@@ -79,6 +105,23 @@ def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, pro
     say("specificity", 0, 1)
     spec = specificity(rec, prep)
     timings["specificity"] = _time.perf_counter() - t0
+    # diversity is only meaningful between members that reproduce the motion
+    matched = matched_members(spec, cfg)
+    spec["spec_matched"] = ("member", matched)
+    spec["spec_matched"].attrs.update(units="1", long_name=(
+        f"member reproduces the motion (joint RMSE <= {cfg.match_joint_rmse_deg:g} deg"
+        + (f", GRF RMSE <= {cfg.match_grf_rmse_pct_bw:g} % BW" if "spec_grf_rmse_pct_bw" in spec else "") + ")"))
+    n_all, rec_all = rec.sizes["member"], rec
+    if matched.sum() >= 2 and not matched.all():
+        rec = rec.isel(member=np.flatnonzero(matched))
+        prep = prepare(rec, cfg.n_phase)
+        match_note = (f"{int(n_all - matched.sum())} of {n_all} members left out of the diversity analyses "
+                      "(tracking worse than the match thresholds)")
+    elif matched.sum() < 2 and not matched.all():
+        match_note = (f"only {int(matched.sum())} of {n_all} members meet the match thresholds; diversity is "
+                      "computed over all members and must be read with their tracking errors in mind")
+    else:
+        match_note = ""
     t = _time.perf_counter()
     say("diversity", 0, 1)
     div, mods = diversity(cfg.seed, rec, prep, n_boot=cfg.n_boot)
@@ -110,6 +153,10 @@ def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, pro
         except InputError as e:  # no model / no reference qpos: skip, say why
             base_note = str(e)
         timings["baselines"] = _time.perf_counter() - t
+    if rec.sizes["member"] < n_all:  # left-out members: NaN / False / -1 in the member-wise results
+        ids_all, ids = rec_all["member"].values, rec["member"].values
+        parts = [parts[0]] + [_to_all_members(p, ids, ids_all) for p in parts[1:]]
+    n_compared, rec = rec.sizes["member"], rec_all
     out = xr.merge(parts, compat="override", combine_attrs="override")
     out.attrs = {}
     out = out.assign_coords(phase_time=("phase", prep.phase_time))
@@ -123,7 +170,8 @@ def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, pro
     out.attrs.update(
         experiment=str(rec.attrs.get("experiment", "")), model=str(rec.attrs.get("model", "")),
         analysis_config=json.dumps(dataclasses.asdict(cfg)), msdiversity_version=str(__version__),
-        n_members=int(rec.sizes["member"]), n_trials=int(rec.sizes["trial"]),
+        n_members=int(n_all), n_members_matched=int(n_compared), match_note=match_note,
+        n_trials=int(rec.sizes["trial"]),
         normalisation=div.attrs["normalisation"], grf_reference=spec.attrs["grf_reference"],
         has_grf=int("grf" in rec), has_baselines=has_base, baselines_skipped=base_note,
         timings_s=json.dumps({k: round(v, 3) for k, v in timings.items()}),

@@ -165,6 +165,8 @@ def _member_table(rec: xr.Dataset, ana: xr.Dataset | None) -> str:
         if ana is not None and v in ana and F._finite(ana[v].values):
             vals = ana[v].values * scale + (1 if v == "emb_cluster" else 0)
             cols.append((h, [f"{x:.{d}f}" for x in vals]))
+    if ana is not None and "spec_matched" in ana:
+        cols.append(("compared for diversity", ["yes" if x else "no (tracking)" for x in ana["spec_matched"].values]))
     if "alive" in rec:
         alive = rec["alive"].isel(trial=0).mean("time").values * 100
         cols.append(("alive, trial 0 (%)", [f"{x:.0f}" for x in alive]))
@@ -184,7 +186,8 @@ def render_report(inputs: ReportInputs, title: str | None = None) -> tuple[str, 
 
     # --- summary
     s = page.section("summary", "Summary")
-    s.append("<div class='cards'>" + _card("model", h.model) + _card("members × trials", f"{h.n_members} × {h.n_trials}")
+    s.append("<div class='cards'>" + _card("model", h.model) + _card("members × trials", f"{h.n_members} × {h.n_trials}",
+                                                  f"{h.n_matched} compared for diversity" if h.match_note else "")
              + _est_card("joint-angle RMSE", h.joint_rmse_deg, 1)
              + (_est_card("GRF RMSE", h.grf_rmse_pct_bw, 1) if h.has_grf else "")
              + _est_card("muscle diversity D_int", h.d_int, 1) + _est_card("movement diversity D_ext", h.d_ext, 1)

@@ -78,6 +78,8 @@ class Headline:
     n_families: float = math.nan
     inside_feasible: Estimate = Estimate(math.nan)
     normalisation: str = ""
+    n_matched: int = 0               # members compared for diversity (tracking within the match thresholds)
+    match_note: str = ""
     has_grf: bool = False
     vaf_threshold: float = 0.9
 
@@ -131,16 +133,20 @@ def headline(rec: xr.Dataset, ana: xr.Dataset | None) -> Headline:
     jr = bootstrap_mean(get("spec_joint_rmse_deg")) if has("spec_joint_rmse_deg") else Estimate(math.nan)
     be = bootstrap_mean(get("spec_body_err_cm")) if has("spec_body_err_cm") else Estimate(math.nan)
     gr = bootstrap_mean(get("spec_grf_rmse_pct_bw")) if has("spec_grf_rmse_pct_bw") else Estimate(math.nan)
+    # pairwise quantities only over the members compared for diversity (the others are NaN there)
+    keep = np.asarray(get("spec_matched"), bool) if has("spec_matched") else np.ones(n_mem, bool)
+    n_k = int(keep.sum())
     ad = Estimate(math.nan)
-    if has("div_act_rmse") and n_mem > 1:
-        pairs = ana["div_act_rmse"].transpose("member", "member_b").values
-        ad = bootstrap_mean(pairs.mean(axis=1) * n_mem / (n_mem - 1))  # per-member mean distance to the others
+    if has("div_act_rmse") and n_k > 1:
+        pairs = ana["div_act_rmse"].transpose("member", "member_b").values[keep][:, keep]
+        ad = bootstrap_mean(pairs.mean(axis=1) * n_k / (n_k - 1))  # per-member mean distance to the others
     sc = Estimate(math.nan)
-    if has("syn_match_cosine") and n_mem > 1:
-        c = ana["syn_match_cosine"].transpose("member", "member_b").values
-        sc = bootstrap_mean((c.sum(axis=1) - np.diag(c)) / (n_mem - 1))
+    if has("syn_match_cosine") and n_k > 1:
+        c = ana["syn_match_cosine"].transpose("member", "member_b").values[keep][:, keep]
+        sc = bootstrap_mean((c.sum(axis=1) - np.diag(c)) / (n_k - 1))
     inside = bootstrap_mean(get("base_inside_fraction")) if has("base_inside_fraction") else Estimate(math.nan)
     return Headline(
+        n_matched=n_k, match_note=str(ana.attrs.get("match_note", "")) if ana is not None else "",
         n_members=n_mem, n_trials=int(rec.sizes.get("trial", 1)), model=str(rec.attrs.get("model", "?")),
         motion=str(rec.attrs.get("motion", "?")),
         joint_rmse_deg=Estimate(jr.value, jr.lo, jr.hi, "°", jr.how),
@@ -188,6 +194,10 @@ def conclusion(h: Headline) -> list[str]:
         out.append(f"Caution: the tracking error is above {POOR_TRACKING_DEG:g}°, so members do not reproduce the "
                    "movement closely; differences in their muscle activations may reflect different movements "
                    "rather than redundant solutions for the same movement. Train longer or check the reference.")
+    if h.match_note:
+        out.append(f"Member selection: {h.match_note}. The diversity, synergy, embedding and statistics results "
+                   f"below compare the {h.n_matched} members that reproduce the motion; the members table lists "
+                   "every member's tracking error.")
     if h.act_distance.ok:
         out.append(f"Their muscle activations differ: the RMSE between one member's activation pattern and "
                    f"another's (activation units, 0–1) is on average {h.act_distance.fmt(3)}.")
@@ -215,7 +225,7 @@ def conclusion(h: Headline) -> list[str]:
                        f"movement differences (p = {fmt_p(p)}, n = {n} members{eff}); with {n} members this does not "
                        "show that the muscle solution is unique.")
     if math.isfinite(h.k_common) and h.synergy_cosine.ok:
-        s = (f"Muscle synergies: the median member needs {int(h.k_common)} synergies to reach the VAF threshold "
+        s = (f"Muscle synergies: the median member needs {int(h.k_common)} synerg{'y' if int(h.k_common) == 1 else 'ies'} to reach the VAF threshold "
              f"({100 * h.vaf_threshold:g}% of activation variance); matched synergies have a mean cosine similarity "
              f"of {h.synergy_cosine.fmt(2)} between members")
         st = h.synergy_test
