@@ -16,11 +16,17 @@ MJX on the CPU needs the XLA flags set by `msdiversity.physics.xla` before JAX s
 
 from __future__ import annotations
 
+import contextlib
+import io
+
 import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
-from mujoco import mjx
+# mujoco.mjx prints "Failed to import warp" on import when the optional warp-lang is absent (the normal
+# CPU install); that is not an error here, so keep it off the user's console.
+with contextlib.redirect_stdout(io.StringIO()):
+    from mujoco import mjx
 
 from msdiversity.models import LoadedModel
 from msdiversity.physics.base import FEET, PhysicsSpec, PhysicsState, StepOutputs, make_spec
