@@ -264,3 +264,13 @@ def test_rounded_times_are_uniform_but_gaps_are_resampled():
     m2 = ReferenceMotion(t2, ("r_elbow_flex",), np.full((20, 1), 0.5), [True])
     ref2, rep2 = map_to_model(m2, lm)
     assert "resampled" in rep2.notes[0] and ref2.n_frames == 20
+
+
+def test_load_model_reference_accepts_a_motion_in_memory():
+    from msdiversity.models import load_model
+    from msdiversity.motions import load_model_reference, load_motion
+
+    m = load_model("myoelbow_2dof")
+    mot = load_motion("synthetic", model=m, seed=3, duration=0.4)
+    ref, report = load_model_reference(mot, m)
+    assert ref.qpos.shape == (len(mot.time), m.model.nq) and report.unmatched_file == ()

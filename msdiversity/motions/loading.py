@@ -82,8 +82,13 @@ def _read_npz(path: Path) -> ReferenceMotion:
 def load_model_reference(source, loaded_model, mapping: dict | None = None, clip: bool = False, **kwargs):
     """A `ModelReference` for `loaded_model` from any source: a saved ModelReference `.nc` (from
     `msdiversity motion convert`) is loaded as is; anything `load_motion` reads is mapped with
-    `map_to_model`. Returns (ModelReference, MappingReport or None)."""
-    from msdiversity.motions.reference import ModelReference
+    `map_to_model`, and so is a `ReferenceMotion` already in memory. Returns (ModelReference,
+    MappingReport or None)."""
+    from msdiversity.motions.mapping import map_to_model
+    from msdiversity.motions.reference import ModelReference, ReferenceMotion
+
+    if isinstance(source, ReferenceMotion):
+        return map_to_model(source, loaded_model, mapping=mapping, clip=clip)
 
     p = Path(str(source))
     if p.suffix.lower() == ".nc" and p.exists():
@@ -98,7 +103,5 @@ def load_model_reference(source, loaded_model, mapping: dict | None = None, clip
                 raise InputError(f"reference has qpos of size {ref.qpos.shape[1]}, model {loaded_model.name} has nq={nq}",
                                  path=p, field="qpos")
             return ref, None
-    from msdiversity.motions.mapping import map_to_model
-
     motion = load_motion(source, model=loaded_model, **kwargs)
     return map_to_model(motion, loaded_model, mapping=mapping, clip=clip)
