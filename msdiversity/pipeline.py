@@ -39,7 +39,7 @@ import typer
 
 from msdiversity.config import Experiment, load_experiment
 from msdiversity.errors import ConfigError
-from msdiversity.util.io import write_text_atomic
+from msdiversity.util.io import file_digest, write_text_atomic
 
 STAGES_FILE = "stages.json"
 
@@ -47,24 +47,6 @@ STAGES_FILE = "stages.json"
 # --------------------------------------------------------------------------------------------------
 # Digests and stage bookkeeping
 # --------------------------------------------------------------------------------------------------
-
-def file_digest(path: Path) -> str | None:
-    """SHA-256 of a file, or of a directory (sorted relative paths + file digests); None if absent."""
-    path = Path(path)
-    if path.is_file():
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        return h.hexdigest()
-    if path.is_dir():
-        h = hashlib.sha256()
-        for p in sorted(q for q in path.rglob("*") if q.is_file() and not q.name.startswith(".")):
-            h.update(str(p.relative_to(path)).encode())
-            h.update((file_digest(p) or "").encode())
-        return h.hexdigest()
-    return None
-
 
 @dataclasses.dataclass(frozen=True)
 class Context:
@@ -337,19 +319,10 @@ def apply_overrides(exp: Experiment, *, model: str | None = None, motion: str | 
 # --------------------------------------------------------------------------------------------------
 
 def _motion_and_model_files(ctx: Context) -> list[Path]:
-    """User files named in [model]/[motion] (their contents enter the train key)."""
-    from msdiversity.ensemble.build import _resolve
+    """User files named in [model]/[motion] (their contents enter the train and record keys)."""
+    from msdiversity.ensemble.build import user_files
 
-    out = []
-    mo = ctx.experiment.sections.get("motion", {})
-    for key in ("source", "grf"):
-        p = _resolve(mo.get(key), ctx.experiment)
-        if p and p != "synthetic" and Path(p).is_file():
-            out.append(Path(p))
-    name = ctx.experiment.sections.get("model", {}).get("name", "")
-    if name.endswith(".xml") and Path(name).is_file():
-        out.append(Path(name))
-    return out
+    return user_files(ctx.experiment)
 
 
 def _train(ctx: Context) -> None:

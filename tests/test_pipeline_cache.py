@@ -9,7 +9,8 @@ import pytest
 
 from msdiversity.config import experiment_from_dict
 from msdiversity.errors import ConfigError
-from msdiversity.pipeline import (STAGES_FILE, Context, Stage, file_digest, override_suffix, parse_seeds,
+from msdiversity.util.io import file_digest
+from msdiversity.pipeline import (STAGES_FILE, Context, Stage, override_suffix, parse_seeds,
                                   run_stages)
 
 

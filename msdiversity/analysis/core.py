@@ -111,31 +111,32 @@ def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, pro
     spec["spec_matched"].attrs.update(units="1", long_name=(
         f"member reproduces the motion (joint RMSE <= {cfg.match_joint_rmse_deg:g} deg"
         + (f", GRF RMSE <= {cfg.match_grf_rmse_pct_bw:g} % BW" if "spec_grf_rmse_pct_bw" in spec else "") + ")"))
-    n_all, rec_all = rec.sizes["member"], rec
-    if matched.sum() >= 2 and not matched.all():
-        rec = rec.isel(member=np.flatnonzero(matched))
-        prep = prepare(rec, cfg.n_phase)
-        match_note = (f"{int(n_all - matched.sum())} of {n_all} members left out of the diversity analyses "
+    n_all, n_ok = rec.sizes["member"], int(matched.sum())
+    subset = 2 <= n_ok < n_all  # compare only the matched members (needs at least two of them)
+    cmp_rec = rec.isel(member=np.flatnonzero(matched)) if subset else rec  # members compared for diversity
+    cmp_prep = prepare(cmp_rec, cfg.n_phase) if subset else prep
+    if subset:
+        match_note = (f"{n_all - n_ok} of {n_all} members left out of the diversity analyses "
                       "(tracking worse than the match thresholds)")
-    elif matched.sum() < 2 and not matched.all():
-        match_note = (f"only {int(matched.sum())} of {n_all} members meet the match thresholds; diversity is "
+    elif n_ok < n_all:
+        match_note = (f"only {n_ok} of {n_all} members meet the match thresholds; diversity is "
                       "computed over all members and must be read with their tracking errors in mind")
     else:
         match_note = ""
     t = _time.perf_counter()
     say("diversity", 0, 1)
-    div, mods = diversity(cfg.seed, rec, prep, n_boot=cfg.n_boot)
+    div, mods = diversity(cfg.seed, cmp_rec, cmp_prep, n_boot=cfg.n_boot)
     tests = _stat_tests(cfg.seed + 1, div, mods, cfg.n_perm, cfg.n_boot)
     timings["diversity"] = _time.perf_counter() - t
     t = _time.perf_counter()
-    syn, syn_test = synergies(cfg.seed + 2, rec, prep.act, prep.phase, k_max=cfg.k_max,
+    syn, syn_test = synergies(cfg.seed + 2, cmp_rec, cmp_prep.act, cmp_prep.phase, k_max=cfg.k_max,
                               vaf_threshold=cfg.vaf_threshold, n_null=cfg.n_null,
                               progress=lambda d, n: say("synergies", d, n))
     tests.append(syn_test)
     timings["synergies"] = _time.perf_counter() - t
     t = _time.perf_counter()
     say("embedding", 0, 1)
-    emb = embedding(cfg.seed + 3, rec, prep.act, n_pca=cfg.n_pca, use_umap=cfg.umap,
+    emb = embedding(cfg.seed + 3, cmp_rec, cmp_prep.act, n_pca=cfg.n_pca, use_umap=cfg.umap,
                     max_clusters=cfg.max_clusters, min_silhouette=cfg.min_silhouette)
     timings["embedding"] = _time.perf_counter() - t
     parts = [spec, div, syn, emb, results_to_dataset(tests)]
@@ -146,17 +147,16 @@ def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, pro
         try:
             from msdiversity.analysis.baselines import baselines
 
-            base = baselines(rec, prep, exponents=cfg.so_exponents, tol=cfg.band_tolerance, cutoff_hz=cfg.id_lowpass_hz,
+            base = baselines(cmp_rec, cmp_prep, exponents=cfg.so_exponents, tol=cfg.band_tolerance, cutoff_hz=cfg.id_lowpass_hz,
                              progress=lambda d, n: say("baselines", d, n))
             parts.append(base)
             has_base, base_note = 1, ""
         except InputError as e:  # no model / no reference qpos: skip, say why
             base_note = str(e)
         timings["baselines"] = _time.perf_counter() - t
-    if rec.sizes["member"] < n_all:  # left-out members: NaN / False / -1 in the member-wise results
-        ids_all, ids = rec_all["member"].values, rec["member"].values
+    if subset:  # left-out members: NaN / False / -1 in the member-wise results
+        ids, ids_all = cmp_rec["member"].values, rec["member"].values
         parts = [parts[0]] + [_to_all_members(p, ids, ids_all) for p in parts[1:]]
-    n_compared, rec = rec.sizes["member"], rec_all
     out = xr.merge(parts, compat="override", combine_attrs="override")
     out.attrs = {}
     out = out.assign_coords(phase_time=("phase", prep.phase_time))
@@ -170,7 +170,7 @@ def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, pro
     out.attrs.update(
         experiment=str(rec.attrs.get("experiment", "")), model=str(rec.attrs.get("model", "")),
         analysis_config=json.dumps(dataclasses.asdict(cfg)), msdiversity_version=str(__version__),
-        n_members=int(n_all), n_members_matched=int(n_compared), match_note=match_note,
+        n_members=int(n_all), n_members_matched=int(cmp_rec.sizes["member"]), match_note=match_note,
         n_trials=int(rec.sizes["trial"]),
         normalisation=div.attrs["normalisation"], grf_reference=spec.attrs["grf_reference"],
         has_grf=int("grf" in rec), has_baselines=has_base, baselines_skipped=base_note,

@@ -27,6 +27,14 @@ def _resolve(p: str | None, exp: Experiment) -> str | None:
     return str(q)
 
 
+def user_files(exp: Experiment) -> list[Path]:
+    """The user's own files an experiment reads: [motion] source/grf (resolved like `build_env` does)
+    and a [model] given as an MJCF path. Their contents decide whether training results are current."""
+    motion = exp.section("motion")
+    paths = [_resolve(motion.get(k), exp) for k in ("source", "grf")] + [exp.section("model").get("name")]
+    return [Path(p) for p in paths if p and p != "synthetic" and Path(p).is_file()]
+
+
 def build_env(exp: Experiment, backend: str | None = None, env_overrides: dict | None = None) -> Built:
     from msdiversity.emulator import EnvConfig, make_env
     from msdiversity.models import load_model

@@ -26,12 +26,12 @@ import xarray as xr
 
 from msdiversity.config import Experiment, experiment_from_dict, load_experiment
 from msdiversity.ensemble import checkpoint
-from msdiversity.ensemble.build import build_env
+from msdiversity.ensemble.build import build_env, user_files
 from msdiversity.ensemble.config import EnsembleConfig, expand_members, section
 from msdiversity.learning.ppo import TrainConfig, Trainer
 from msdiversity.learning.regularizers import FIELDS as REG_FIELDS
 from msdiversity.learning.regularizers import Regularizers
-from msdiversity.util.io import save_dataset_atomic, write_text_atomic
+from msdiversity.util.io import file_digest, save_dataset_atomic, write_text_atomic
 
 UNITS = {"joint_err_deg": "deg", "body_err_cm": "cm", "eval_joint_err_deg": "deg", "eval_body_err_cm": "cm",
          "episode_length": "control steps", "wall_time": "s", "env_steps": "control steps (per member, cumulative)"}
@@ -104,24 +104,12 @@ class Ensemble:
         return self._evaluate(jax.vmap(self.trainer.policy_params)(state), self.put(keys))
 
 
-def _user_file_digests(exp: Experiment) -> dict[str, str]:
-    """sha256 of the user files named by [motion] source/grf and an MJCF [model] name, so that a
-    motion edited in place is never continued from checkpoints trained on the old one."""
-    import hashlib
-
-    from msdiversity.ensemble.build import _resolve
-
-    files = [_resolve(exp.section("motion").get(k), exp) for k in ("source", "grf")]
-    files.append(_resolve(exp.section("model").get("name"), exp))
-    return {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in files
-            if p and p != "synthetic" and Path(p).is_file()}
-
-
 def _settings(exp: Experiment, tc: TrainConfig, members: list[dict]) -> dict:
     """Everything that shapes the training program and its data (checked on resume)."""
     s = {k: exp.section(k) for k in ("model", "motion", "env")}
     return {"sections": json.loads(json.dumps(s, sort_keys=True, default=str)),
-            "files": _user_file_digests(exp),
+            # a motion edited in place must not be continued from checkpoints trained on the old one
+            "files": {str(p): file_digest(p) for p in user_files(exp)},
             "train": {k: v for k, v in dataclasses.asdict(tc).items() if k not in BOOKKEEPING},
             "members": members}
 

@@ -77,9 +77,10 @@ def _training_paragraph(n_mem: int, grid: str, tr: dict, env: dict, metrics: xr.
     eff = {**tr, **_json_attr(metrics, "train_config")}
     attrs = metrics.attrs if metrics is not None else {}
     reward, policy = str(eff.get("reward", "exp")), str(eff.get("policy", "gaussian"))
-    fill = lambda t: t.format_map({k: _fmt(v) for k, v in eff.items()} | {"action_map": _fmt(eff.get("action_map", "sigmoid"))})  # noqa: E731
+    values = {"action_map": "sigmoid"} | {k: _fmt(v) for k, v in eff.items()}
     try:
-        r_txt, p_txt = fill(REWARDS.get(reward, reward)), fill(POLICIES.get(policy, policy))
+        r_txt = REWARDS.get(reward, reward).format_map(values)
+        p_txt = POLICIES.get(policy, policy).format_map(values)
     except (KeyError, ValueError):
         r_txt, p_txt = reward, policy
     method = ("the MS-Emulator recipe" if (reward, policy) == ("adversarial", "flow") else

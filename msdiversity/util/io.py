@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+
+def _default_file_mode() -> int:
+    """0666 & ~umask. The umask can only be read by setting it, so do that once, at import, rather
+    than toggling the process-wide value around every write."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
 
 
 @contextlib.contextmanager
@@ -19,11 +31,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
-        # mkstemp creates 0600; give the file the permissions a plain open() would (0666 & ~umask)
-        umask = os.umask(0)
-        os.umask(umask)
-        if tmp.is_file():
-            os.chmod(tmp, 0o666 & ~umask)
+        if tmp.is_file():  # mkstemp creates 0600; give what a plain open() would
+            os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -41,3 +50,21 @@ def save_dataset_atomic(ds, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
     return Path(path)
+
+
+def file_digest(path: Path) -> str | None:
+    """SHA-256 of a file, or of a directory (sorted relative paths + file digests); None if absent."""
+    path = Path(path)
+    if path.is_file():
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    if path.is_dir():
+        h = hashlib.sha256()
+        for p in sorted(q for q in path.rglob("*") if q.is_file() and not q.name.startswith(".")):
+            h.update(str(p.relative_to(path)).encode())
+            h.update((file_digest(p) or "").encode())
+        return h.hexdigest()
+    return None
