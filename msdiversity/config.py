@@ -18,7 +18,7 @@ from typing import Any
 
 from msdiversity.errors import ConfigError
 
-SECTIONS = ("model", "motion", "env", "train", "ensemble", "record", "analysis", "report")
+SECTIONS = ("model", "motion", "env", "train", "qflex", "ensemble", "record", "analysis", "report")
 
 
 @dataclasses.dataclass

@@ -376,7 +376,7 @@ TRAIN_OUTPUTS = ("checkpoints", "metrics.nc", "members.json", "experiment.json")
 def default_stages() -> list[Stage]:
     """train -> record -> analyze -> report, with the sections and files each depends on."""
     return [
-        Stage("train", ("model", "motion", "env", "train", "ensemble"), (), TRAIN_OUTPUTS, _train,
+        Stage("train", ("model", "motion", "env", "train", "qflex", "ensemble"), (), TRAIN_OUTPUTS, _train,
               extra_inputs=_motion_and_model_files),
         Stage("record", ("model", "motion", "env", "record"), ("checkpoints", "members.json", "experiment.json"),
               ("recording.nc",), _record, extra_inputs=_motion_and_model_files),

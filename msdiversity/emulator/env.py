@@ -53,6 +53,10 @@ class EnvConfig:
     # early termination (any one ends the episode)
     term_joint_err: float = 0.6  # rad, mean abs error over tracked joints
     term_body_err: float = 0.25  # m, mean body position error
+    term_root_drop: float = 0.0  # m, root body this far below its reference height (0 = off; walking: 0.15)
+    term_root_rot: float = 0.0  # rad, root orientation error (free root; 0 = off; walking: 0.6)
+    # tracking-error vector: add the GRF term (needs a reference with GRF)
+    grf_error: bool = False
     # error normalisation scales (error / scale)
     scale_joint_pos: float = 0.1  # rad
     scale_joint_vel: float = 1.0  # rad/s
@@ -60,6 +64,7 @@ class EnvConfig:
     scale_end_effector: float = 0.05  # m
     scale_root_pos: float = 0.05  # m
     scale_root_rot: float = 0.1  # rad
+    scale_grf: float = 0.1  # fraction of body weight, mean over feet of |F - F_ref|
     # DeepMimic baseline reward: sum_i w_i exp(-k_i * squared error_i)
     w_pose: float = 0.5
     w_vel: float = 0.1
@@ -153,9 +158,16 @@ class Env:
         self.action_size = model.nu + (6 if self.residual else 0)
         self.error_names = ("joint_pos", "joint_vel", "body_pos", "end_effector") + (
             ("root_pos", "root_rot") if self.free_root else ())
-        self._scales = np.array([config.scale_joint_pos, config.scale_joint_vel, config.scale_body_pos,
-                                 config.scale_end_effector, config.scale_root_pos, config.scale_root_rot]
-                                )[: len(self.error_names)]
+        scales = [config.scale_joint_pos, config.scale_joint_vel, config.scale_body_pos,
+                  config.scale_end_effector, config.scale_root_pos, config.scale_root_rot][: len(self.error_names)]
+        if config.grf_error:
+            if getattr(reference, "grf", None) is None:
+                raise ConfigError("grf_error = true needs a reference motion with GRF ([motion] grf = ...)",
+                                  field="env.grf_error")
+            self.error_names = self.error_names + ("grf",)
+            scales.append(config.scale_grf)
+        self._scales = np.array(scales)
+        self.body_weight = float(model.body_subtreemass[0] * np.linalg.norm(model.opt.gravity))  # N
         lo, hi = model.actuator_ctrlrange.T
         # muscles: ctrl = excitation (MuJoCo clamps it to ctrlrange, e.g. [0.001, 1]);
         # other actuators: [0, 1] maps linearly onto their ctrlrange
@@ -165,6 +177,9 @@ class Env:
         self._ctrl_lo = np.where(lim, lo, 0.0)
         self._ctrl_span = np.where(lim, hi - lo, 1.0)
 
+        # the root body: the first tracked body hanging from the world (pelvis), for the height check
+        roots = [i for i, b in enumerate(self.body_ids) if model.body_parentid[b] == 0]
+        self._root_body = roots[0] if roots else 0
         self.physics = make_backend(loaded, self.backend_name, body_ids=self.body_ids, nthread=config.threads)
         self._pspec = self.physics.spec
         self._prepare_reference(reference)
@@ -222,14 +237,40 @@ class Env:
     def _prepare_reference(self, ref) -> None:
         model = self.model
         T = len(ref.qpos)
-        t_ref = np.arange(T) * float(ref.dt)
-        n = int(np.floor(t_ref[-1] / self.dt + 1e-9)) + 1
-        if n < 2:
-            raise InputError(f"reference lasts {t_ref[-1]:.3f} s: shorter than one control step ({self.dt} s)")
-        t = np.arange(n) * self.dt
-        same = abs(float(ref.dt) - self.dt) < 1e-9
-        rs = (lambda y: np.asarray(y, float)[:n]) if same else (lambda y: _interp_rows(t, t_ref, np.asarray(y, float)))
-        qpos = rs(ref.qpos)
+        shift = getattr(ref, "cycle_shift", None)
+        self.periodic = shift is not None
+        root_adr = self._root_translation_adr(model)
+        if self.periodic:
+            # one loopable cycle: frame T would be frame 0 with the root moved by `shift`. Resampled
+            # onto a whole number n of control steps (the cycle is rescaled in time by < dt / 2).
+            shift = np.asarray(shift, float).reshape(3)
+            period = T * float(ref.dt)
+            n = max(2, int(round(period / self.dt)))
+            t_ref = np.arange(T + 1) * float(ref.dt)
+            t = np.arange(n) * (period / n)
+
+            def rs(y):
+                y = np.asarray(y, float)
+                return _interp_rows(t, t_ref, np.concatenate([y, y[:1]], axis=0))
+
+            q_ext = np.concatenate([ref.qpos, ref.qpos[:1]], axis=0).astype(float)
+            q_ext[-1, root_adr] += shift[: len(root_adr)]
+            qpos = _interp_rows(t, t_ref, q_ext)
+        else:
+            shift = np.zeros(3)
+            t_ref = np.arange(T) * float(ref.dt)
+            n = int(np.floor(t_ref[-1] / self.dt + 1e-9)) + 1
+            if n < 2:
+                raise InputError(f"reference lasts {t_ref[-1]:.3f} s: shorter than one control step ({self.dt} s)")
+            t = np.arange(n) * self.dt
+            same = abs(float(ref.dt) - self.dt) < 1e-9
+            rs = (lambda y: np.asarray(y, float)[:n]) if same else (lambda y: _interp_rows(t, t_ref, np.asarray(y, float)))
+            qpos = rs(ref.qpos)
+        # per-cycle translation of the root qpos entries (x, y[, z]) and of every body (3,)
+        self._root_adr = root_adr
+        self.cycle_shift = shift
+        self._qshift = np.zeros(model.nq)
+        self._qshift[root_adr] = shift[: len(root_adr)]
         for a in _quat_adrs(model):
             qpos[:, a:a + 4] /= np.linalg.norm(qpos[:, a:a + 4], axis=1, keepdims=True)
         qvel = rs(ref.qvel)
@@ -247,40 +288,80 @@ class Env:
         self.n_frames = n
         f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
         self._r = {"qpos": f32(qpos), "qvel": f32(qvel), "xpos": f32(xpos)}
+        if self.ref_grf is not None:
+            self._r["grf"] = f32(self.ref_grf)
         if self.ref_activation is not None:
             self._r["act"] = f32(np.clip(self.ref_activation, 0, 1))
         if self.ref_emg is not None:
             self._r["emg"] = f32(self.ref_emg)  # NaN columns kept: muscles without EMG
 
+    @staticmethod
+    def _root_translation_adr(model) -> np.ndarray:
+        """qpos indices that translate the whole model horizontally: a free root's x, y, or slide
+        joints of a root body (a planar root) along world x / y."""
+        for j in range(model.njnt):
+            if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE and model.jnt_qposadr[j] == 0:
+                return np.array([0, 1])
+        out = []
+        for j in range(model.njnt):
+            if (model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE and model.body_parentid[model.jnt_bodyid[j]] == 0):
+                ax = np.abs(model.jnt_axis[j])
+                if ax[2] < 0.5:  # horizontal slide
+                    out.append(int(model.jnt_qposadr[j]))
+        return np.array(out, int)
+
     # ---- pure functions -----------------------------------------------------------------------------
     def _obs_size(self) -> int:
         nj, nu, k = len(self._jq), self.model.nu, len(self.config.obs_frames_ahead)
         root = 11 if self.free_root else 0
-        return 2 * nj + root + 4 * nu + k * (nj + (7 if self.free_root else 0)) + 1
+        return 2 * nj + root + 4 * nu + k * (nj + (7 if self.free_root else 0)) + (3 if self.periodic else 1)
 
-    def _errors(self, qpos, qvel, xpos, idx):
+    def _ref_at(self, idx, cycle):
+        """Reference qpos (nq,) and body positions (bodies, 3) at frame idx of cycle `cycle`."""
+        c = jnp.asarray(cycle, jnp.float32)
+        q = self._r["qpos"][idx] + c * jnp.asarray(self._qshift, jnp.float32)
+        x = self._r["xpos"][idx] + c * jnp.asarray(self.cycle_shift, jnp.float32)
+        return q, x
+
+    def _advance(self, idx, cycle, k: int = 1):
+        """Frame and cycle k control steps after (idx, cycle): wraps when periodic, holds the last frame otherwise."""
+        if self.periodic:
+            j = idx + k
+            return j % self.n_frames, cycle + j // self.n_frames
+        return jnp.minimum(idx + k, self.n_frames - 1), cycle
+
+    def _errors(self, qpos, qvel, xpos, idx, cycle, grf):
         """(errors (n_err,), raw dict of squared-error sums and metric values)."""
         r = self._r
+        ref_q, ref_x = self._ref_at(idx, cycle)
         m = jnp.asarray(self.tracked_joint, jnp.float32)
         nm = jnp.maximum(m.sum(), 1.0)
-        dq = (qpos[self._jq] - r["qpos"][idx][self._jq]) * m  # (joints,)
+        dq = (qpos[self._jq] - ref_q[self._jq]) * m  # (joints,)
         dv = (qvel[self._jv] - r["qvel"][idx][self._jv]) * m
-        db = jnp.linalg.norm(xpos - r["xpos"][idx], axis=-1)  # (bodies,)
+        db = jnp.linalg.norm(xpos - ref_x, axis=-1)  # (bodies,)
         de = db[self.end_effector_idx]
         comps = [jnp.abs(dq).sum() / nm, jnp.abs(dv).sum() / nm, db.mean(), de.mean()]
         sq = {"pose": jnp.sum(dq ** 2), "vel": jnp.sum(dv ** 2), "ee": jnp.sum(de ** 2), "body": jnp.mean(db ** 2)}
         if self.free_root:
-            dr = jnp.linalg.norm(qpos[:3] - r["qpos"][idx][:3])
-            ang = _quat_rel_angle(qpos[3:7], r["qpos"][idx][3:7])
+            dr = jnp.linalg.norm(qpos[:3] - ref_q[:3])
+            ang = _quat_rel_angle(qpos[3:7], ref_q[3:7])
             comps += [dr, ang]
             sq["body"] = sq["body"] + dr ** 2 + ang ** 2
+        extra = {"root_drop": ref_x[self._root_body, 2] - xpos[self._root_body, 2],
+                 "root_rot": comps[5] if self.free_root else jnp.zeros(())}
+        if "grf" in r:
+            dg = grf - r["grf"][idx]  # (2, 3) N
+            extra["grf_abs"] = jnp.mean(jnp.linalg.norm(dg, axis=-1)) / self.body_weight  # fraction of BW
+            extra["vgrf_pct"] = 100.0 * dg[:, 2] / self.body_weight  # (2,) % BW
+            if self.config.grf_error:
+                comps.append(extra["grf_abs"])
         raw = jnp.stack(comps)
         hm = jnp.asarray(self._hinge, jnp.float32)
         joint_deg = jnp.rad2deg(jnp.sum(jnp.abs(dq) * hm) / jnp.maximum(hm.sum(), 1.0))
         errors = jnp.nan_to_num(raw / self._scales, nan=1e3, posinf=1e3)
-        return errors, raw, sq, joint_deg
+        return errors, raw, sq, joint_deg, extra
 
-    def _obs(self, ps: PhysicsState, out, idx):
+    def _obs(self, ps: PhysicsState, out, idx, cycle):
         r = self._r
         q, v = ps.qpos, ps.qvel
         L, V = muscle_state(self._pspec, out.actuator_length, out.actuator_velocity)
@@ -291,17 +372,24 @@ class Env:
         parts += [ps.act, L, V, -out.actuator_force / self._pspec.muscle_f0]
         last = self.n_frames - 1
         for k in self.config.obs_frames_ahead:
-            j = jnp.minimum(idx + k, last)
-            parts.append(r["qpos"][j][self._jq] - q[self._jq])
+            j, cj = self._advance(idx, cycle, k)
+            rq, _ = self._ref_at(j, cj)
+            parts.append(rq[self._jq] - q[self._jq])
             if self.free_root:
-                parts += [r["qpos"][j][:3] - q[:3], r["qpos"][j][3:7]]
-        parts.append(jnp.reshape(idx / max(last, 1), (1,)).astype(jnp.float32))
+                parts += [rq[:3] - q[:3], rq[3:7]]
+        # phase: progress through the reference, and its angle on the gait cycle when periodic
+        if self.periodic:
+            frac = idx / self.n_frames
+            ang = 2.0 * jnp.pi * frac
+            parts.append(jnp.stack([frac, jnp.sin(ang), jnp.cos(ang)]).astype(jnp.float32))
+        else:
+            parts.append(jnp.reshape(idx / max(last, 1), (1,)).astype(jnp.float32))
         obs = jnp.concatenate([jnp.ravel(p).astype(jnp.float32) for p in parts])
         return jnp.clip(jnp.nan_to_num(obs), -1e3, 1e3)
 
-    def _finish(self, ps, out, idx, steps, excitation, prev_excitation, residual, diverged, first: bool):
+    def _finish(self, ps, out, idx, cycle, steps, excitation, prev_excitation, residual, diverged, first: bool):
         cfg = self.config
-        errors, raw, sq, joint_deg = self._errors(ps.qpos, ps.qvel, out.xpos, idx)
+        errors, raw, sq, joint_deg, extra = self._errors(ps.qpos, ps.qvel, out.xpos, idx, cycle, out.grf)
         terms = {"pose": cfg.w_pose * jnp.exp(-cfg.k_pose * sq["pose"]),
                  "vel": cfg.w_vel * jnp.exp(-cfg.k_vel * sq["vel"]),
                  "end_effector": cfg.w_end_effector * jnp.exp(-cfg.k_end_effector * sq["ee"]),
@@ -311,6 +399,9 @@ class Env:
         metrics.update({f"reward/{k}": v for k, v in terms.items()})
         metrics["joint_err_deg"] = joint_deg
         metrics["body_err_cm"] = raw[2] * 100.0
+        if "vgrf_pct" in extra:
+            metrics["grf_err_pct_bw"] = 100.0 * extra["grf_abs"]
+            metrics["vgrf_sqerr_pct_bw"] = jnp.mean(extra["vgrf_pct"] ** 2)  # (% BW)^2, mean over feet
         if self.residual:
             scale = jnp.array([cfg.residual_max_force] * 3 + [cfg.residual_max_torque] * 3)
             pen = cfg.residual_weight * jnp.mean((residual / scale) ** 2)
@@ -322,7 +413,12 @@ class Env:
         metrics["diverged"] = div
         mean_joint = raw[0]
         terminated = (mean_joint > cfg.term_joint_err) | (raw[2] > cfg.term_body_err) | (div > 0)
-        truncated = ((idx >= self.n_frames - 1) | (steps >= cfg.episode_length)) & ~terminated
+        if cfg.term_root_drop > 0:
+            terminated = terminated | (extra["root_drop"] > cfg.term_root_drop)
+        if cfg.term_root_rot > 0 and self.free_root:
+            terminated = terminated | (extra["root_rot"] > cfg.term_root_rot)
+        ref_end = jnp.zeros((), bool) if self.periodic else (idx >= self.n_frames - 1)
+        truncated = (ref_end | (steps >= cfg.episode_length)) & ~terminated
         done = jnp.where(first, 0.0, (terminated | truncated).astype(jnp.float32))
         reward = jnp.where(div > 0, 0.0, jnp.nan_to_num(reward))
         info = {
@@ -334,6 +430,7 @@ class Env:
             "grf": out.grf,
             "cop": out.cop,
             "phase_idx": idx,
+            "cycle": jnp.asarray(cycle, jnp.int32),
             "steps": steps,
             "truncation": jnp.where(first, 0.0, truncated.astype(jnp.float32)),
             "diverged": div,
@@ -344,12 +441,12 @@ class Env:
             info["residual"] = residual
         if "emg" in self._r:
             info["emg_ref"] = self._r["emg"][idx]
-        return State(pipeline_state=ps, obs=self._obs(ps, out, idx), reward=jnp.asarray(reward, jnp.float32),
+        return State(pipeline_state=ps, obs=self._obs(ps, out, idx, cycle), reward=jnp.asarray(reward, jnp.float32),
                      done=done, metrics=metrics, info=info)
 
     def reset(self, key: jax.Array) -> State:
         """Start an episode at a random reference frame (or frame 0 if `random_init` is off)."""
-        hi = max(self.n_frames - 1, 1)
+        hi = self.n_frames if self.periodic else max(self.n_frames - 1, 1)
         idx = jax.random.randint(key, (), 0, hi) if self.config.random_init else jnp.asarray(0)
         idx = idx.astype(jnp.int32)
         r = self._r
@@ -359,8 +456,8 @@ class Env:
                           qacc_warmstart=jnp.zeros_like(r["qvel"][idx]))
         out = self.physics.forward(ps, jnp.zeros(nu, jnp.float32))
         zeros = jnp.zeros(nu, jnp.float32)
-        return self._finish(ps, out, idx, jnp.asarray(0, jnp.int32), act, act, jnp.zeros(6, jnp.float32),
-                            out.diverged, first=True)
+        return self._finish(ps, out, idx, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), act, act,
+                            jnp.zeros(6, jnp.float32), out.diverged, first=True)
 
     def step(self, state: State, action: jax.Array) -> State:
         """Apply excitations (and residuals) for one control step (`nsub` physics substeps)."""
@@ -378,9 +475,9 @@ class Env:
             residual = jnp.clip(action[nu:nu + 6], -1.0, 1.0) * scale
             qfrc = jnp.zeros(self.model.nv, jnp.float32).at[:6].set(residual)
         ps, out = self.physics.step(state.pipeline_state, ctrl, self.nsub, qfrc)
-        idx = jnp.minimum(state.info["phase_idx"] + 1, self.n_frames - 1)
+        idx, cycle = self._advance(state.info["phase_idx"], state.info["cycle"])
         steps = state.info["steps"] + 1
-        return self._finish(ps, out, idx, steps, excitation, state.info["excitation"], residual,
+        return self._finish(ps, out, idx, cycle, steps, excitation, state.info["excitation"], residual,
                             out.diverged | bad_action, first=False)
 
     # ---- recorder helpers ---------------------------------------------------------------------------

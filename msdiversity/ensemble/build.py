@@ -7,6 +7,7 @@ from pathlib import Path
 
 from msdiversity.config import Experiment
 from msdiversity.ensemble.config import ModelSection, MotionSection, section
+from msdiversity.errors import ConfigError, InputError
 
 
 @dataclasses.dataclass
@@ -35,6 +36,27 @@ def user_files(exp: Experiment) -> list[Path]:
     return [Path(p) for p in paths if p and p != "synthetic" and Path(p).is_file()]
 
 
+def check_motion_options(mo: MotionSection, exp: Experiment) -> None:
+    """Reject bad `[motion] treadmill / cycles` values with the experiment file named."""
+    from msdiversity.motions.gait import parse_treadmill
+
+    try:
+        parse_treadmill(mo.treadmill)
+    except InputError as e:
+        raise ConfigError(e.reason, path=exp.path, field="motion.treadmill") from None
+    if mo.cycles < 1:
+        raise ConfigError(f"expected an integer >= 1, got {mo.cycles}", path=exp.path, field="motion.cycles")
+
+
+def apply_motion_options(ref, loaded, mo: MotionSection):
+    """`[motion] treadmill` (conversion to overground) then `periodic`/`cycles` (one loopable cycle) on a
+    mapped reference; decisions are recorded in ref.meta['treadmill'] / ['periodic']."""
+    from msdiversity.motions.gait import apply_gait_options
+
+    ref, notes = apply_gait_options(ref, loaded, treadmill=mo.treadmill, periodic=mo.periodic, cycles=mo.cycles)
+    return dataclasses.replace(ref, meta=dict(ref.meta, gait_notes=notes)) if notes else ref
+
+
 def build_env(exp: Experiment, backend: str | None = None, env_overrides: dict | None = None) -> Built:
     from msdiversity.emulator import EnvConfig, make_env
     from msdiversity.models import load_model
@@ -50,8 +72,10 @@ def build_env(exp: Experiment, backend: str | None = None, env_overrides: dict |
         kw = dict(seed=mo.seed, duration=mo.duration, control_hz=mo.control_hz)
         if mo.synergies is not None:
             kw["n_components"] = mo.synergies
+    check_motion_options(mo, exp)
     ref, _ = load_model_reference(src, loaded, mapping=mo.mapping, clip=mo.clip, grf=_resolve(mo.grf, exp),
                                   rate=mo.rate, **kw)
+    ref = apply_motion_options(ref, loaded, mo)
     env = make_env(loaded, ref, ec, backend=backend)
     desc = (f"synthetic (seed {mo.seed}, {mo.duration} s)" if src == "synthetic" else Path(src).name)
     return Built(loaded=loaded, reference=ref, env=env, motion_desc=desc)

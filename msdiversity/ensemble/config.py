@@ -36,6 +36,9 @@ class MotionSection:
     synergies: int | None = None  # synthetic only: plant this many synergies
     mapping: dict | None = None  # file coordinate -> model joint overrides
     clip: bool = False  # clip coordinates to joint ranges
+    treadmill: str | float = "auto"  # 'auto' detect + convert to overground, 'off', or the belt speed (m/s)
+    periodic: bool = False  # cut one loopable gait cycle (msdiversity.motions.gait.periodic_cycle)
+    cycles: int = 1  # strides in that cycle
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ from msdiversity.config import Experiment, experiment_from_dict, load_experiment
 from msdiversity.ensemble import checkpoint
 from msdiversity.ensemble.build import build_env, user_files
 from msdiversity.ensemble.config import EnsembleConfig, expand_members, section
-from msdiversity.learning.ppo import TrainConfig, Trainer
+from msdiversity.learning import QflexConfig, TrainConfig, make_trainer
 from msdiversity.learning.regularizers import FIELDS as REG_FIELDS
 from msdiversity.learning.regularizers import Regularizers
 from msdiversity.util.io import file_digest, save_dataset_atomic, write_text_atomic
@@ -71,8 +71,9 @@ def _sharding(n_members: int, enabled: bool):
 class Ensemble:
     """The compiled functions of one experiment's ensemble (members stacked on axis 0)."""
 
-    def __init__(self, env, tc: TrainConfig, members: list[dict], shard: bool = True):
-        self.trainer = tr = Trainer(env, tc)
+    def __init__(self, env, tc: TrainConfig, members: list[dict], shard: bool = True,
+                 qc: QflexConfig | None = None):
+        self.trainer = tr = make_trainer(env, tc, qc)
         self.members = members
         self.regs = _stack_regs(members)
         self.sharding = _sharding(len(members), shard)
@@ -106,7 +107,7 @@ class Ensemble:
 
 def _settings(exp: Experiment, tc: TrainConfig, members: list[dict]) -> dict:
     """Everything that shapes the training program and its data (checked on resume)."""
-    s = {k: exp.section(k) for k in ("model", "motion", "env")}
+    s = {k: exp.section(k) for k in ("model", "motion", "env", "qflex")}
     return {"sections": json.loads(json.dumps(s, sort_keys=True, default=str)),
             # a motion edited in place must not be continued from checkpoints trained on the old one
             "files": {str(p): file_digest(p) for p in user_files(exp)},
@@ -146,19 +147,22 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
         *_overrides: replace keys of the [train] / [ensemble] / [env] sections.
         on_iteration: called after each iteration with (iteration, metrics of that iteration, named
             like the metrics.nc variables, e.g. `joint_err_deg`, `reward_task`, each (members,));
-            used by the pipeline for sub-progress (and by tests to simulate an interrupt).
+            used by the pipeline for sub-progress (and by tests to simulate an interrupt). If it returns
+            True, training stops after that iteration as if `iterations` had been reached there
+            (final evaluation and checkpoint; benchmarks use this for a wall-clock budget).
     """
     from msdiversity.util.progress import console, make_progress
 
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     tc = section(TrainConfig, exp, "train", train_overrides).validate(exp.path)
+    qc = section(QflexConfig, exp, "qflex").validate(exp.path)
     ec = section(EnsembleConfig, exp, "ensemble", ensemble_overrides)
     members = expand_members(ec, exp.path)
     out = Path(results_dir) if results_dir is not None else exp.results_dir
     out.mkdir(parents=True, exist_ok=True)
     built = build_env(exp, backend=backend, env_overrides=env_overrides)
     env = built.env
-    ens = Ensemble(env, tc, members, shard=ec.shard)
+    ens = Ensemble(env, tc, members, shard=ec.shard, qc=qc)
     settings = _settings(exp, tc, members)
     mngr = checkpoint.manager(out / "checkpoints")
 
@@ -188,10 +192,11 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
     attrs = {"experiment": exp.name, "model": built.loaded.name, "motion": built.motion_desc,
              "control_hz": float(env.config.control_hz), "num_envs_per_member": tc.num_envs,
              "unroll_length": tc.unroll_length, "config": json.dumps({"name": exp.name, **exp.sections}, default=str),
-             "reward": tc.reward, "policy": tc.policy, "devices": len(jax.devices()),
+             "reward": tc.reward, "policy": tc.policy, "learner": tc.learner, "devices": len(jax.devices()),
              "sharded": int(ens.sharding is not None), "backend": env.backend_name,
              "train_config": json.dumps(dataclasses.asdict(tc), default=str)}
     write_text_atomic(out / "members.json", json.dumps({"members": members, "train": dataclasses.asdict(tc),
+                                                        "qflex": dataclasses.asdict(qc),
                                                         "ensemble": dataclasses.asdict(ec)}, indent=1, default=str))
     write_text_atomic(out / "experiment.json", json.dumps({"name": exp.name, **exp.sections,
                                                            "_path": str(exp.path) if exp.path else None},
@@ -230,13 +235,14 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
                 err = np.nanmean(m.get("joint_err_deg", np.nan))
                 progress.update(task, completed=done_it,
                                 info=f"{rate:,.0f} env steps/s  joint err {err:.2f} deg")
-            if on_iteration is not None:
-                on_iteration(it, m)
+            stop = bool(on_iteration(it, m)) if on_iteration is not None else False
+            if stop:
+                break
             if done_it % tc.checkpoint_every == 0 and done_it < tc.iterations:
                 save(done_it)
-        rows.setdefault(tc.iterations, {}).update(
-            {_var(k): np.asarray(v) for k, v in ens.evaluate(state, tc.iterations).items()})
-        save(tc.iterations)
+        rows.setdefault(done_it, {}).update(
+            {_var(k): np.asarray(v) for k, v in ens.evaluate(state, done_it).items()})
+        save(done_it)
     except KeyboardInterrupt:
         # the state after the last completed iteration
         save(done_it)
@@ -249,13 +255,15 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
             progress.stop()
     wall = time.perf_counter() - t0
     ds = metrics_dataset(rows, members, tc.iterations, attrs)
+    if done_it < tc.iterations:
+        ds = ds.isel(iteration=slice(0, done_it + 1))
     fin = ds["eval_joint_err_deg"].isel(iteration=-1).values if "eval_joint_err_deg" in ds else np.full(len(members), np.nan)
     ini = ds["eval_joint_err_deg"].isel(iteration=0).values if "eval_joint_err_deg" in ds else fin
-    summary = (f"trained {len(members)} members x {tc.iterations} iterations in {wall:.0f} s: joint error "
+    summary = (f"trained {len(members)} members x {done_it} iterations in {wall:.0f} s: joint error "
                f"{np.nanmean(ini):.2f} -> {np.nanmean(fin):.2f} deg (max {np.nanmax(fin):.2f}); results in {out}")
     if show_progress:
         console.print(summary)
-    return TrainResult(results_dir=out, members=members, metrics=ds, iterations=tc.iterations, wall_s=wall,
+    return TrainResult(results_dir=out, members=members, metrics=ds, iterations=done_it, wall_s=wall,
                        resumed_from=resumed_from, summary=summary)
 
 
@@ -280,8 +288,10 @@ def load_trained(results_dir: str | Path, backend: str | None = None):
     members = info["members"]
     tc = section(TrainConfig, exp, "train", {k: tuple(v) if isinstance(v, list) else v
                                              for k, v in info["train"].items()})
+    qc = section(QflexConfig, exp, "qflex", {k: tuple(v) if isinstance(v, list) else v
+                                             for k, v in info.get("qflex", {}).items()})
     built = build_env(exp, backend=backend)
-    ens = Ensemble(built.env, tc, members, shard=False)
+    ens = Ensemble(built.env, tc, members, shard=False, qc=qc)
     mngr = checkpoint.manager(results_dir / "checkpoints")
     step, state = checkpoint.restore_latest(mngr, ens.abstract_state())
     if step is None:

@@ -31,17 +31,21 @@ from flax import struct
 
 from msdiversity.errors import ConfigError
 from msdiversity.learning import adversarial, distributions, flow, losses, regularizers
+from msdiversity.learning.common import evaluate_policy, reg_weights, split_action, step_costs
+from msdiversity.learning.common import info as _info
 from msdiversity.learning.networks import FlowNet, GaussianActor, QNet, RunningStats, ScalarNet
 from msdiversity.learning.regularizers import Regularizers
 
 REWARDS = ("exp", "adversarial")
 POLICIES = ("gaussian", "flow")
+LEARNERS = ("ppo", "qflex")  # qflex: msdiversity.learning.qflex (its settings in the [qflex] section)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """The `[train]` section. Static: changing any of these recompiles; identical for all members."""
 
+    learner: str = "ppo"  # "ppo" (this module) | "qflex" (off-policy, msdiversity.learning.qflex)
     reward: str = "exp"  # "exp" | "adversarial"
     policy: str = "gaussian"  # "gaussian" | "flow"
     action_map: str = "sigmoid"  # "sigmoid" | "clip": pre-activation -> excitation in [0, 1]
@@ -88,7 +92,8 @@ class TrainConfig:
     eval_steps: int = 50
 
     def validate(self, path=None) -> "TrainConfig":
-        checks = [("reward", self.reward in REWARDS, f"one of {REWARDS}"),
+        checks = [("learner", self.learner in LEARNERS, f"one of {LEARNERS}"),
+                  ("reward", self.reward in REWARDS, f"one of {REWARDS}"),
                   ("policy", self.policy in POLICIES, f"one of {POLICIES}"),
                   ("action_map", self.action_map in distributions.ACTION_MAPS, f"one of {distributions.ACTION_MAPS}"),
                   ("iterations", self.iterations >= 1, ">= 1"),
@@ -127,11 +132,6 @@ class TrainState:
     iteration: jax.Array  # () int32
 
 
-def _info(state, name, default=None):
-    v = state.info.get(name) if isinstance(state.info, dict) else None
-    return default if v is None else v
-
-
 class Trainer:
     """The pure functions of PPO training for one env and one static config.
 
@@ -144,7 +144,11 @@ class Trainer:
         nu = int(env.action_size)
         self.nu = nu
         self.n_err = len(env.error_names)
+        n_mus, n_res = split_action(env)
         init_mean = float(distributions.from_excitation(jnp.asarray(c.init_excitation), c.action_map))
+        if n_res:  # residual components start at zero force: m(u) = 0.5
+            zero = float(distributions.from_excitation(jnp.asarray(0.5), c.action_map))
+            init_mean = np.array([init_mean] * n_mus + [zero] * n_res, np.float32)
         self.actor = GaussianActor(tuple(c.hidden), nu, init_mean=init_mean, init_log_std=c.init_log_std)
         self.critic = ScalarNet(tuple(c.hidden))
         self.qnet = QNet(tuple(c.hidden))
@@ -181,7 +185,16 @@ class Trainer:
         u1 = u0
         if self.config.policy == "flow":
             u1 = flow.transport(self.flownet.apply, pparams["flow"], nobs, u0, self.config.flow_steps)
-        return u0, u1, lp, distributions.to_excitation(u1, self.config.action_map)
+        return u0, u1, lp, self._env_action(u1)
+
+    def _env_action(self, u):
+        """Pre-activations -> env action: excitations in [0, 1] for muscles; residual root components
+        (when the env has them) in [-1, 1] as 2 m(u) - 1, so they can push both ways."""
+        a = distributions.to_excitation(u, self.config.action_map)
+        n_mus, n_res = split_action(self.env)
+        if not n_res:
+            return a
+        return jnp.concatenate([a[..., :n_mus], 2.0 * a[..., n_mus:] - 1.0], axis=-1)
 
     def make_policy(self, pparams: dict, deterministic: bool = True) -> Callable:
         """`policy(obs (obs_size,), key) -> excitation (nu,)` in [0, 1]."""
@@ -225,18 +238,7 @@ class Trainer:
 
     def costs(self, state, window, reg: Regularizers) -> dict:
         """Per-env regularizer costs (unweighted) from a post-step env state. Each (envs,)."""
-        act = _info(state, "activation")
-        exc = _info(state, "excitation")
-        prev = _info(state, "prev_excitation", exc)
-        out = {"effort": regularizers.effort(act, reg.effort_exponent),
-               "smoothness": regularizers.smoothness(exc, prev)}
-        emg = _info(state, "emg_ref")
-        out["emg"] = regularizers.emg_tracking(act, emg) if emg is not None else jnp.zeros(act.shape[:-1])
-        if self.window_len:
-            out["synergy"] = jax.vmap(lambda w: regularizers.low_rank_residual(w, self.config.synergy_rank))(window)
-        else:
-            out["synergy"] = jnp.zeros(act.shape[:-1])
-        return out
+        return step_costs(state, window, reg, self.config.synergy_rank if self.window_len else 0)
 
     # ---- one iteration ----------------------------------------------------------------------
     def iteration(self, ts: TrainState, reg: Regularizers) -> tuple[TrainState, dict]:
@@ -246,8 +248,7 @@ class Trainer:
         reset_states = jax.vmap(env.reset)(jax.random.split(k_reset, c.num_envs))  # (envs, ...)
         reset_exc = _info(reset_states, "excitation", jnp.zeros((c.num_envs, self.nu)))
         pparams = self.policy_params(ts)
-        weights = {"effort": reg.effort_weight, "smoothness": reg.smoothness_weight, "emg": reg.emg_weight,
-                   "synergy": reg.synergy_weight}
+        weights = reg_weights(reg)
 
         def step_fn(carry, k):  # (carry, key) -> (carry, transition)
             env_state, window, ep_steps = carry
@@ -277,8 +278,8 @@ class Trainer:
                   "log": {"reward/task": r_task, **{f"reward/{k_}": -weights[k_] * v for k_, v in cost.items()},
                           **{f"cost/{k_}": v for k_, v in cost.items()}, "reward/total": reward,
                           "activation_mean": jnp.mean(_info(ns, "activation"), axis=-1),
-                          "excitation_mean": jnp.mean(exc, axis=-1),
-                          **{k_: m[k_] for k_ in ("joint_err_deg", "body_err_cm") if k_ in m},
+                          "excitation_mean": jnp.mean(_info(ns, "excitation"), axis=-1),
+                          **{k_: m[k_] for k_ in ("joint_err_deg", "body_err_cm", "grf_err_pct_bw") if k_ in m},
                           "diverged": _info(ns, "diverged", jnp.zeros_like(done)).astype(jnp.float32)},
                   "done": done, "ep_len": ep.astype(jnp.float32) * done}
             return (next_state, window, jnp.where(d, 0, ep)), tr
@@ -355,33 +356,11 @@ class Trainer:
 
     # ---- evaluation -------------------------------------------------------------------------
     def evaluate(self, pparams: dict, key: jax.Array) -> dict:
-        """Deterministic policy from `eval_envs` fresh resets for `eval_steps` control steps.
-
-        After an environment's episode ends (early termination or end of reference), its last
-        metrics are held, so dying early is not rewarded with fewer counted errors. Returns means
-        over envs and steps of joint_err_deg, body_err_cm (if the env logs them), the task
-        reward with the exp aggregation, and `alive` (fraction of steps before termination).
-        """
+        """Deterministic policy from `eval_envs` fresh resets for `eval_steps` control steps
+        (`common.evaluate_policy`: errors of ended episodes are held, `alive` is reported)."""
         c = self.config
-        states = jax.vmap(self.env.reset)(jax.random.split(key, c.eval_envs))
-        names = [k for k in ("joint_err_deg", "body_err_cm") if k in states.metrics]
-
-        def step_fn(carry, _):
-            s, alive, held = carry
-            exc = self._act(pparams, s.obs, None, deterministic=True)[3]
-            ns = jax.vmap(self.env.step)(s, exc)
-            cur = {k: ns.metrics[k] for k in names}
-            cur["exp_reward"] = adversarial.exp_reward(_info(ns, "errors"), self.exp_weights, c.exp_scale)
-            cur["activation_mean"] = jnp.mean(_info(ns, "activation"), axis=-1)
-            held = {k: jnp.where(alive, cur[k], held[k]) for k in cur}
-            out = dict(held)
-            out["alive"] = alive.astype(jnp.float32)
-            alive = alive & ~ns.done.astype(bool)
-            return (ns, alive, held), out
-
-        held0 = {k: jnp.zeros(c.eval_envs) for k in [*names, "exp_reward", "activation_mean"]}
-        _, out = jax.lax.scan(step_fn, (states, jnp.ones(c.eval_envs, bool), held0), None, length=c.eval_steps)
-        return {f"eval/{k}": jnp.mean(v) for k, v in out.items()}
+        act = lambda obs: self._act(pparams, obs, None, deterministic=True)[3]  # noqa: E731
+        return evaluate_policy(self.env, act, key, c.eval_envs, c.eval_steps, self.exp_weights, c.exp_scale)
 
 
 def train(key: jax.Array, config: TrainConfig, env, reg: Regularizers | None = None,

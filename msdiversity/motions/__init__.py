@@ -1,7 +1,7 @@
 """Reference motions: OpenSim readers, GRF, mapping onto a model, synthetic ground-truth motions.
 
-`ReferenceMotion`, `GRF`, `ModelReference` are defined in `reference.py`; the readers, mapping and
-synthesis functions are imported lazily (they pull in MuJoCo / scipy).
+`ReferenceMotion`, `GRF`, `ModelReference` are defined in `reference.py`; the readers, mapping,
+gait tools (`gait.py`) and synthesis functions are imported lazily (they pull in MuJoCo / scipy).
 """
 
 from msdiversity.motions.reference import GRF, ModelReference, ReferenceMotion
@@ -16,6 +16,12 @@ _LAZY = {
     "load_model_reference": "msdiversity.motions.loading",
     "MotionWarning": "msdiversity.motions.opensim",
     "read_table": "msdiversity.motions.opensim",
+    "gait_events": "msdiversity.motions.gait",
+    "grf_events": "msdiversity.motions.gait",
+    "detect_treadmill": "msdiversity.motions.gait",
+    "treadmill_speed": "msdiversity.motions.gait",
+    "to_overground": "msdiversity.motions.gait",
+    "periodic_cycle": "msdiversity.motions.gait",
 }
 
 __all__ = ["GRF", "ModelReference", "ReferenceMotion", *_LAZY]

@@ -109,6 +109,33 @@ def _report_tables(rep) -> list:
     return out
 
 
+def _events_table(events: dict, t_span: tuple[float, float], source: str) -> Table:
+    t = Table(title=f"Gait events, s ({source})")
+    for c in ("foot", "heel strikes", "toe-offs"):
+        t.add_column(c)
+    lo, hi = t_span
+    fmt = lambda a: ", ".join(f"{x:.4g}" for x in a if lo - 1e-9 <= x <= hi + 1e-9) or "-"  # noqa: E731
+    for foot, ev in events.items():
+        t.add_row(foot, fmt(ev["heel_strike"]), fmt(ev["toe_off"]))
+    return t
+
+
+def _gait_lines(ref, lm) -> list[str]:
+    """Treadmill detection and the periodic cycle a `[motion] treadmill = "auto"`, `periodic = true`
+    experiment would use (one line each; a reason when not available)."""
+    from msdiversity.motions.gait import apply_gait_options
+
+    out = []
+    ref2, notes = apply_gait_options(ref, lm, treadmill="auto")
+    out += notes
+    try:
+        _, notes = apply_gait_options(ref2, lm, treadmill="off", periodic=True)
+        out += notes
+    except InputError as e:
+        out.append(f"periodic: not available ({e.reason})")
+    return out
+
+
 def _describe(motion) -> str:
     return (f"{motion.duration:.4g} s at {motion.rate:.4g} Hz ({motion.n_frames} frames, "
             f"t = {motion.time[0]:.4g} .. {motion.time[-1]:.4g} s)")
@@ -130,9 +157,19 @@ def inspect(file: str = typer.Argument(..., help="OpenSim .mot/.sto, saved .nc/.
         for tab in _motion_tables(motion):
             con.print(tab)
         if motion.grf is not None:
+            from msdiversity.motions.gait import grf_events
+
             con.print(_grf_table(motion))
             for n in motion.grf.notes:
                 con.print(f"  GRF: {n}", markup=False)
+            if grf is not None:  # the file's own (full) rate times the events best
+                from msdiversity.motions.opensim import read_grf
+
+                raw = read_grf(grf, motion=motion)
+                events, src = grf_events(raw), f"{(len(raw.time) - 1) / (raw.time[-1] - raw.time[0]):.4g} Hz GRF file"
+            else:
+                events, src = grf_events(motion.grf, time=motion.time), "motion's GRF"
+            con.print(_events_table(events, (motion.time[0], motion.time[-1]), src))
         if motion.excitation is not None:
             con.print(f"ground truth: excitation and activation for {len(motion.muscle_names)} muscles", markup=False)
         if model:
@@ -147,6 +184,15 @@ def inspect(file: str = typer.Argument(..., help="OpenSim .mot/.sto, saved .nc/.
                 if not n.startswith("source ") and "->" not in n:
                     con.print(f"  note: {n}", markup=False)
             con.print(rep.summary_line(), markup=False)
+            if rep.root:
+                for line in _gait_lines(ref, lm):
+                    con.print(f"  gait: {line}", markup=False)
+
+
+def _gait_options(ref, lm, treadmill: str, periodic: bool, cycles: int):
+    from msdiversity.motions.gait import apply_gait_options
+
+    return apply_gait_options(ref, lm, treadmill=treadmill, periodic=periodic, cycles=cycles)
 
 
 @app.command("convert")
@@ -158,19 +204,34 @@ def convert(file: str = typer.Argument(..., help="OpenSim .mot/.sto (or saved mo
             mapping: Optional[list[str]] = typer.Option(None, "--map", help="FILE_COORD=MODEL_JOINT override (repeat); "
                                                         "'=-JOINT' negates, 'COORD=' drops."),
             clip: bool = typer.Option(False, "--clip", help="Clip values outside joint ranges."),
+            treadmill: str = typer.Option("auto", "--treadmill", help="'auto' (detect a treadmill trial and convert "
+                                          "it to overground), 'off', or the belt speed in m/s."),
+            periodic: bool = typer.Option(False, "--periodic", help="Keep one loopable gait cycle."),
+            cycles: int = typer.Option(1, "--cycles", help="Strides in that cycle."),
             ):
     """Map a motion onto a model and save what the emulator consumes (qpos, qvel, GRF, masks)."""
     from msdiversity.models import load_model
+    from msdiversity.motions.gait import parse_treadmill
     from msdiversity.motions.loading import load_motion
     from msdiversity.motions.mapping import map_to_model
 
+    try:
+        parse_treadmill(treadmill)
+    except InputError as e:
+        raise InputError(e.reason, field="--treadmill") from None
+    if cycles < 1:
+        raise InputError(f"expected an integer >= 1, got {cycles}", field="--cycles")
     con = _console()
     with _warnings_as_lines():
         motion = load_motion(file, grf=grf, rate=rate)
         lm = load_model(model)
         ref, rep = map_to_model(motion, lm, mapping=_parse_map(mapping), clip=clip)
+        ref, notes = _gait_options(ref, lm, treadmill, periodic, cycles)
         ref.save(out)
     con.print(rep.summary_line(), markup=False)
+    for n in notes:
+        if not n.endswith("does not drive it)"):
+            con.print(f"  gait: {n}", markup=False)
     con.print(f"wrote {out}: {ref.n_frames} frames at {1 / ref.dt:.4g} Hz, qpos {ref.qpos.shape}"
               f"{', GRF per foot' if ref.grf is not None else ''}", markup=False)
 

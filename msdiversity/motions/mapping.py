@@ -168,30 +168,38 @@ def _mat2quat(r: np.ndarray) -> np.ndarray:
     return q
 
 
+def geom_low_point(model: mujoco.MjModel, data: mujoco.MjData, g: int) -> np.ndarray:
+    """(3,) m, world position of the lowest point of geom `g` after kinematics (exact for
+    sphere/capsule/ellipsoid/box/cylinder; the bounding sphere's bottom for meshes etc.)."""
+    c, R, s = data.geom_xpos[g].copy(), data.geom_xmat[g].reshape(3, 3), model.geom_size[g]
+    ez = np.array([0.0, 0.0, 1.0])
+    typ = model.geom_type[g]
+    if typ == mujoco.mjtGeom.mjGEOM_SPHERE:
+        return c - s[0] * ez
+    if typ == mujoco.mjtGeom.mjGEOM_CAPSULE or typ == mujoco.mjtGeom.mjGEOM_CYLINDER:
+        a = R[:, 2]
+        end = c - np.sign(a[2] or 1.0) * s[1] * a  # the lower end of the axis
+        if typ == mujoco.mjtGeom.mjGEOM_CAPSULE:
+            return end - s[0] * ez
+        down = -(ez - a[2] * a)  # steepest descent within the end disc
+        n = np.linalg.norm(down)
+        return end + (s[0] * down / n if n > 1e-12 else 0.0)
+    if typ == mujoco.mjtGeom.mjGEOM_ELLIPSOID:
+        u = R.T @ ez
+        return c + R @ (-(s ** 2) * u / np.sqrt(np.sum((s * u) ** 2)))
+    if typ == mujoco.mjtGeom.mjGEOM_BOX:
+        return c + R @ (-np.sign(R[2]) * s)
+    return c - model.geom_rbound[g] * ez  # mesh etc.: bounding sphere
+
+
 def _lowest_foot_z(model: mujoco.MjModel, qpos: np.ndarray, geoms: list[int]) -> np.ndarray:
-    """(T,) lowest world z of the given geoms (exact for sphere/capsule/ellipsoid/box/cylinder)."""
+    """(T,) lowest world z of the given geoms (see `geom_low_point`)."""
     d = mujoco.MjData(model)
     out = np.empty(len(qpos))
     for i, q in enumerate(qpos):
         d.qpos[:] = q
         mujoco.mj_kinematics(model, d)
-        lows = []
-        for g in geoms:
-            z, R, s = d.geom_xpos[g][2], d.geom_xmat[g].reshape(3, 3), model.geom_size[g]
-            typ = model.geom_type[g]
-            if typ == mujoco.mjtGeom.mjGEOM_SPHERE:
-                lows.append(z - s[0])
-            elif typ == mujoco.mjtGeom.mjGEOM_CAPSULE:
-                lows.append(z - abs(R[2, 2]) * s[1] - s[0])
-            elif typ == mujoco.mjtGeom.mjGEOM_CYLINDER:
-                lows.append(z - abs(R[2, 2]) * s[1] - s[0] * np.hypot(R[2, 0], R[2, 1]))
-            elif typ == mujoco.mjtGeom.mjGEOM_ELLIPSOID:
-                lows.append(z - np.sqrt(np.sum((R[2] * s) ** 2)))
-            elif typ == mujoco.mjtGeom.mjGEOM_BOX:
-                lows.append(z - np.sum(np.abs(R[2]) * s))
-            else:  # mesh etc.: bounding sphere
-                lows.append(z - model.geom_rbound[g])
-        out[i] = min(lows)
+        out[i] = min(geom_low_point(model, d, g)[2] for g in geoms)
     return out
 
 
@@ -434,6 +442,7 @@ def map_to_model(motion: ReferenceMotion, loaded_model: LoadedModel, mapping: di
         n_frames=T, dt=dt, notes=tuple(notes))
     meta = dict(motion.meta, model=mname, model_source=getattr(loaded_model, "source", mname),
                 mapping=report.summary_line(), root_tracked=bool(root_coords), n_muscles=len(mids),
+                t0=float(motion.time[0]),
                 tracked_joints=[m for _, m in matched])
     ref = ModelReference(dt=dt, qpos=qpos, qvel=_qvel(model, qpos, dt), grf=grf, excitation=exc,
                          activation=act, emg=emg, joint_mask=joint_mask, meta=meta, cop=cop)

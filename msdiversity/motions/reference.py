@@ -305,6 +305,9 @@ class ModelReference:
         joint_mask: (n_scalar_joints,) bool, True for joints the reference tracks (matched).
         meta: provenance (source, model, mapping summary, ...).
         cop: (T, 2, 3) m centre of pressure per foot (world, NaN when unloaded), or None.
+        cycle_shift: (3,) m, world-frame root translation per cycle when the reference is one
+            loopable cycle (`msdiversity.motions.gait.periodic_cycle`): the frame after T - 1 is
+            frame 0 with the root moved by `cycle_shift` (horizontal; z = 0). None = not periodic.
     """
 
     dt: float
@@ -317,6 +320,15 @@ class ModelReference:
     joint_mask: np.ndarray
     meta: dict = dataclasses.field(default_factory=dict)
     cop: np.ndarray | None = None
+    cycle_shift: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.cycle_shift is not None:
+            c = np.asarray(self.cycle_shift, float).reshape(-1)
+            if c.shape != (3,) or not np.isfinite(c).all():
+                raise InputError(f"cycle_shift must be 3 finite numbers (m), got {self.cycle_shift!r}",
+                                 field="cycle_shift")
+            object.__setattr__(self, "cycle_shift", c)
 
     @property
     def n_frames(self) -> int:
@@ -343,8 +355,14 @@ class ModelReference:
             v = getattr(self, k)
             if v is not None:
                 ds[k] = (dims, v, {"units": units})
+        if self.cycle_shift is not None:
+            ds["cycle_shift"] = (("axis",), self.cycle_shift,
+                                 {"units": "m", "frame": "mujoco_world_zup",
+                                  "description": "root translation per cycle (periodic reference)"})
         if "foot" in ds.dims:
-            ds = ds.assign_coords(foot=list(FEET), axis=list(AXES))
+            ds = ds.assign_coords(foot=list(FEET))
+        if "axis" in ds.dims:
+            ds = ds.assign_coords(axis=list(AXES))
         return ds
 
     @classmethod
@@ -353,7 +371,7 @@ class ModelReference:
         return cls(dt=float(ds.attrs["dt"]), qpos=ds["qpos"].values, qvel=ds["qvel"].values, grf=get("grf"),
                    excitation=get("excitation"), activation=get("activation"), emg=get("emg"),
                    joint_mask=ds["joint_mask"].values.astype(bool), meta=_attr_to_meta(ds.attrs.get("meta")),
-                   cop=get("cop"))
+                   cop=get("cop"), cycle_shift=get("cycle_shift"))
 
     def save(self, path: str | Path) -> Path:
         return save_dataset_atomic(self.to_dataset(), path)

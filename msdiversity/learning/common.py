@@ -1,0 +1,96 @@
+"""What every learner shares: the member's regularizer costs of one env step, the map from a policy's
+action to the env's action, and the deterministic evaluation. PPO (`ppo.py`) and Qflex (`qflex.py`)
+are siblings behind the same contract:
+
+    trainer = make_trainer(env, train_config, learner_config)
+    state = trainer.init(key, regularizers)                  # one member
+    state, metrics = trainer.iteration(state, regularizers)  # pure; the ensemble vmaps it
+    trainer.evaluate(trainer.policy_params(state), key)      # eval/* metrics
+    trainer.make_policy(policy_params, deterministic)(obs, key) -> env action (action_size,)
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from msdiversity.learning import adversarial, regularizers
+from msdiversity.learning.regularizers import Regularizers
+
+
+def info(state, name, default=None):
+    """`state.info[name]` of an env State, or `default` when the env does not provide it."""
+    v = state.info.get(name) if isinstance(state.info, dict) else None
+    return default if v is None else v
+
+
+def reg_weights(reg: Regularizers) -> dict:
+    """Cost name -> the member's (traced) weight. The names are those of `step_costs`."""
+    return {"effort": reg.effort_weight, "smoothness": reg.smoothness_weight, "emg": reg.emg_weight,
+            "synergy": reg.synergy_weight}
+
+
+def step_costs(state, window, reg: Regularizers, synergy_rank: int) -> dict:
+    """Unweighted per-env regularizer costs from a post-step env state, each (envs,).
+
+    `window` (envs, W, nu) holds the last excitations for the low-rank penalty (ignored when
+    `synergy_rank` is 0).
+    """
+    act = info(state, "activation")
+    exc = info(state, "excitation")
+    prev = info(state, "prev_excitation", exc)
+    out = {"effort": regularizers.effort(act, reg.effort_exponent),
+           "smoothness": regularizers.smoothness(exc, prev)}
+    emg = info(state, "emg_ref")
+    out["emg"] = regularizers.emg_tracking(act, emg) if emg is not None else jnp.zeros(act.shape[:-1])
+    if synergy_rank:
+        out["synergy"] = jax.vmap(lambda w: regularizers.low_rank_residual(w, synergy_rank))(window)
+    else:
+        out["synergy"] = jnp.zeros(act.shape[:-1])
+    return out
+
+
+def split_action(env) -> tuple[int, int]:
+    """(muscle actuators, residual root components) of the env's action vector."""
+    n_res = 6 if getattr(env, "residual", False) else 0
+    return int(env.action_size) - n_res, n_res
+
+
+def evaluate_policy(env, act_fn: Callable, key: jax.Array, eval_envs: int, eval_steps: int, exp_weights,
+                    exp_scale: float) -> dict:
+    """Deterministic policy `act_fn(obs (envs, obs)) -> env action (envs, action_size)` from
+    `eval_envs` fresh resets for `eval_steps` control steps.
+
+    Errors are averaged over alive frames only where the episode is still running; after an episode
+    ends its last values are *held*, so dying early is not rewarded with fewer counted errors.
+    `alive` is the fraction of steps before termination. Returns means over envs and steps, named
+    `eval/<metric>`; squared-error metrics (`*_sqerr_*`) are returned as RMSEs (`*_rmse_*`).
+    """
+    states = jax.vmap(env.reset)(jax.random.split(key, eval_envs))
+    names = [k for k in ("joint_err_deg", "body_err_cm", "grf_err_pct_bw", "vgrf_sqerr_pct_bw") if k in states.metrics]
+
+    def step_fn(carry, _):
+        s, running, alive, held = carry
+        ns = jax.vmap(env.step)(s, act_fn(s.obs))
+        cur = {k: ns.metrics[k] for k in names}
+        cur["exp_reward"] = adversarial.exp_reward(info(ns, "errors"), exp_weights, exp_scale)
+        cur["activation_mean"] = jnp.mean(info(ns, "activation"), axis=-1)
+        held = {k: jnp.where(running, cur[k], held[k]) for k in cur}
+        out = dict(held)
+        out["alive"] = alive.astype(jnp.float32)
+        # an episode stops counting when it ends; only a termination (fall, divergence, tracking
+        # lost) ends `alive`, reaching the end of the reference or the episode length does not
+        done = ns.done.astype(bool)
+        trunc = info(ns, "truncation", jnp.zeros_like(ns.done)).astype(bool)
+        alive = alive & ~(running & done & ~trunc)
+        return (ns, running & ~done, alive, held), out
+
+    held0 = {k: jnp.zeros(eval_envs) for k in [*names, "exp_reward", "activation_mean"]}
+    ones = jnp.ones(eval_envs, bool)
+    _, out = jax.lax.scan(step_fn, (states, ones, ones, held0), None, length=eval_steps)
+    res = {f"eval/{k}": jnp.mean(v) for k, v in out.items() if "_sqerr_" not in k}
+    # squared errors become an RMSE over envs and steps (e.g. eval/vgrf_rmse_pct_bw)
+    res.update({f"eval/{k.replace('_sqerr_', '_rmse_')}": jnp.sqrt(jnp.mean(v)) for k, v in out.items() if "_sqerr_" in k})
+    return res

@@ -1,0 +1,92 @@
+"""Gait features of the emulator env on myolegs: periodic references (wrap with the root moved by
+the per-cycle shift), phase in the observation, the GRF term of the error vector and walking early
+termination. Real MuJoCo physics (cpu backend)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import mujoco
+import numpy as np
+import pytest
+
+from msdiversity.emulator import EnvConfig, make_env
+from msdiversity.errors import ConfigError
+from msdiversity.models import load_model
+from msdiversity.motions.reference import ModelReference
+
+
+def walking_in_a_line(loaded, n=40, dt=0.02, speed=1.0, grf=True):
+    """A standing pose translated forward at `speed` m/s: one 'cycle' of n frames, shift = speed n dt."""
+    m = loaded.model
+    d = mujoco.MjData(m)
+    mujoco.mj_resetData(m, d)
+    if m.nkey:
+        mujoco.mj_resetDataKeyframe(m, d, 0)
+    q0 = d.qpos.copy()
+    qpos = np.repeat(q0[None], n, axis=0)
+    qpos[:, 0] += speed * dt * np.arange(n)
+    qvel = np.zeros((n, m.nv))
+    qvel[:, 0] = speed
+    njoint = int(np.isin(m.jnt_type, [2, 3]).sum())
+    g = np.zeros((n, 2, 3))
+    g[:, :, 2] = 0.5 * m.body_subtreemass[0] * 9.81
+    return ModelReference(dt=dt, qpos=qpos, qvel=qvel, grf=g if grf else None, excitation=None, activation=None,
+                          emg=None, joint_mask=np.ones(njoint, bool), cycle_shift=np.array([speed * n * dt, 0, 0]))
+
+
+@pytest.fixture(scope="module")
+def legs():
+    return load_model("myolegs")
+
+
+def test_periodic_reference_wraps_with_shift(legs):
+    ref = walking_in_a_line(legs)
+    env = make_env(legs, ref, EnvConfig(backend="cpu", episode_length=500, grf_error=True), backend="cpu")
+    assert env.periodic and env.n_frames == 40
+    # the frame after the last is frame 0 of the next cycle, the root moved by the shift (0.8 m)
+    idx, cyc = env._advance(jnp.asarray(39), jnp.asarray(0))
+    assert int(idx) == 0 and int(cyc) == 1
+    q, x = env._ref_at(idx, cyc)
+    np.testing.assert_allclose(float(q[0]), ref.qpos[0, 0] + 0.8, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(x[:, 0]), env.ref_body_pos[0, :, 0] + 0.8, atol=1e-5)
+    # an episode never truncates at the end of a periodic reference; phase (sin, cos) is observed
+    s = env.reset(jax.random.PRNGKey(0))
+    s = dataclasses.replace(s, info={**s.info, "phase_idx": jnp.asarray(39, jnp.int32)})
+    a = jnp.full(env.action_size, 0.05)
+    ns = env.step(s, a)
+    assert int(ns.info["phase_idx"]) == 0 and int(ns.info["cycle"]) == 1
+    assert float(ns.info["truncation"]) == 0.0
+    np.testing.assert_allclose(np.asarray(ns.obs[-2:]), [0.0, 1.0], atol=1e-6)  # sin, cos at phase 0
+    # GRF error term present, non-negative, with the metrics the benchmarks read
+    assert env.error_names[-1] == "grf"
+    assert float(ns.info["errors"][-1]) >= 0
+    assert "vgrf_sqerr_pct_bw" in ns.metrics and "grf_err_pct_bw" in ns.metrics
+
+
+def test_grf_error_needs_grf(legs):
+    with pytest.raises(ConfigError, match="grf_error"):
+        make_env(legs, walking_in_a_line(legs, grf=False), EnvConfig(backend="cpu", grf_error=True), backend="cpu")
+
+
+def test_root_drop_terminates_a_fall(legs):
+    """A reference 0.4 m above the ground: the model drops; with term_root_drop it ends early."""
+    ref = walking_in_a_line(legs, speed=0.0)
+    ref = dataclasses.replace(ref, qpos=ref.qpos + np.eye(legs.model.nq)[2] * 0.4)
+    steps = {}
+    for drop in (0.0, 0.1):
+        cfg = EnvConfig(backend="cpu", random_init=False, episode_length=30, term_root_drop=drop,
+                        term_body_err=10.0, term_joint_err=10.0)
+        env = make_env(legs, ref, cfg, backend="cpu")
+        s = env.reset(jax.random.PRNGKey(0))
+        step = jax.jit(env.step)
+        a = jnp.zeros(env.action_size)
+        for k in range(1, 31):
+            s = step(s, a)
+            if float(s.done):
+                break
+        steps[drop] = (k, float(s.info["truncation"]))
+    assert steps[0.0] == (30, 1.0)  # ran to the episode length
+    assert steps[0.1][0] < 15 and steps[0.1][1] == 0.0  # a fall: terminated, not truncated
