@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -178,17 +179,26 @@ def main(argv=None) -> int:
     ap.add_argument("--log-every-s", type=float, default=60.0)
     ap.add_argument("--out", default=str(ROOT / "results" / "bench_gait"))
     ap.add_argument("--quick", action="store_true", help="tiny settings: checks the script runs")
+    ap.add_argument("--single", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if not DATA.exists():
         print(f"shared data not found at {DATA}", file=sys.stderr)
         return 2
-    rows = []
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.single:  # one method in this process (the driver below starts one process per method)
+        r = run_method(args.motion, args.methods, args)
+        (out / f"{args.motion}_{args.methods}.json").write_text(json.dumps(r, indent=1))
+        return 0
+    rows = []
     for motion in args.motion.split(","):
         for method in args.methods.split(","):
             print(f"== {motion} / {method}: {args.members} members, {args.budget_min:g} min", flush=True)
-            r = run_method(motion, method, args)
+            # a fresh process per method: same start for each (no warm caches, no memory carried over)
+            given = list(argv if argv is not None else sys.argv[1:])  # later flags win in argparse
+            cmd = [sys.executable, __file__, *given, "--single", "--methods", method, "--motion", motion]
+            subprocess.run(cmd, check=True)
+            r = json.loads((out / f"{motion}_{method}.json").read_text())
             rows.append(r)
             (out / "summary.json").write_text(json.dumps(rows, indent=1))
             print(table([r]), flush=True)

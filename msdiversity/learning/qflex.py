@@ -52,7 +52,7 @@ class QflexConfig:
     hidden: tuple[int, ...] = (256, 256)  # Q, reference policy and velocity field (published 3 x 256)
     learning_rate: float = 3e-4
     adam_b1: float = 0.5  # published
-    discount: float = 0.99
+    discount: float = 0.95  # published 0.99; 0.95 = PPO's horizon here (dense tracking reward + early termination)
     tau: float = 0.005  # Polyak rate of the target Q networks
     batch_size: int = 256
     buffer_size: int = 65536  # transitions per member (rounded up to whole iterations)
@@ -61,8 +61,12 @@ class QflexConfig:
     grad_step_size: float = 1e-2  # eta (published)
     grad_steps: int = 20  # K (published)
     flow_steps: int = 20  # Euler steps of the action flow (published 20)
-    log_std_min: float = -5.0
+    # the reference Gaussian is trained on -Q only (no entropy term, as published), so its std falls to
+    # the floor within a few hundred updates; the floor (std >= 0.2 in pre-tanh units, published
+    # e^-20) is what keeps exploring (measured on the elbow: floor e^-5 -> no learning after 25k steps)
+    log_std_min: float = -1.6
     log_std_max: float = 1.0
+    init_log_std: float = -1.2  # std 0.3 in pre-tanh units at the start
     init_excitation: float = 0.1  # mean excitation of the untrained reference policy
 
     def validate(self, path=None) -> "QflexConfig":
@@ -74,6 +78,8 @@ class QflexConfig:
                   ("updates_per_iteration", self.updates_per_iteration >= 0, ">= 0"),
                   ("grad_step_size", self.grad_step_size >= 0, ">= 0"),
                   ("log_std_max", self.log_std_max > self.log_std_min, "> log_std_min"),
+                  ("init_log_std", self.log_std_min < self.init_log_std < self.log_std_max,
+                   "between log_std_min and log_std_max"),
                   ("hidden", len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), "positive sizes"),
                   ("init_excitation", 0 < self.init_excitation < 1, "in (0, 1)")]
         for name, ok, expected in checks:
@@ -88,15 +94,22 @@ class ReferencePolicy(nn.Module):
     hidden: tuple[int, ...]
     action_size: int
     init_mean: Any = 0.0  # (d,) or scalar: pre-tanh mean of the untrained policy
-    log_std_min: float = -5.0
+    # the reference Gaussian is trained on -Q only (no entropy term, as published), so its std falls to
+    # the floor within a few hundred updates; the floor (std >= 0.2 in pre-tanh units, published
+    # e^-20) is what keeps exploring (measured on the elbow: floor e^-5 -> no learning after 25k steps)
+    log_std_min: float = -1.6
     log_std_max: float = 1.0
+    init_log_std: float = -1.2
 
     @nn.compact
     def __call__(self, obs):
         out = MLP(self.hidden, 2 * self.action_size, out_scale=0.01)(obs)
         mean, raw = jnp.split(out, 2, axis=-1)
         # log std starts near the middle of its range (std ~ 0.37 in pre-tanh units)
-        log_std = self.log_std_min + 0.5 * (self.log_std_max - self.log_std_min) * (jnp.tanh(raw) + 1.0)
+        # log std in [min, max] through a tanh; it starts at `init_log_std`
+        lo, hi = self.log_std_min, self.log_std_max
+        z0 = math.atanh(min(max(2.0 * (self.init_log_std - lo) / (hi - lo) - 1.0, -0.99), 0.99))
+        log_std = lo + 0.5 * (hi - lo) * (jnp.tanh(raw + z0) + 1.0)
         return mean + jnp.asarray(self.init_mean, mean.dtype), log_std
 
 
@@ -188,13 +201,13 @@ class QflexTrainer:
         # pre-tanh mean giving the chosen excitation: (x + 1) / 2 = e  ->  x = 2e - 1
         init_x = math.atanh(2.0 * q.init_excitation - 1.0)
         init_mean = jnp.concatenate([jnp.full(self.n_mus, init_x), jnp.zeros(self.n_res)])
-        self.ref = ReferencePolicy(tuple(q.hidden), self.nu, init_mean, q.log_std_min, q.log_std_max)
+        self.ref = ReferencePolicy(tuple(q.hidden), self.nu, init_mean, q.log_std_min, q.log_std_max, q.init_log_std)
         self.qnet = QNet(tuple(q.hidden))
         self.vfield = VelocityField(tuple(q.hidden), self.nu)
         self.disc = ScalarNet(tuple(c.disc_hidden))
-        opt = lambda: optax.chain(optax.clip_by_global_norm(c.max_grad_norm),  # noqa: E731
-                                  optax.adam(q.learning_rate, b1=q.adam_b1))
-        self.optimizer = opt()
+        # plain Adam as published (no gradient clipping: the Q regression's gradients scale with the
+        # returns, and clipping them to PPO's max_grad_norm slows Q learning to a crawl)
+        self.optimizer = optax.adam(q.learning_rate, b1=q.adam_b1)
         self.disc_optimizer = optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(c.disc_learning_rate))
         import numpy as np
 

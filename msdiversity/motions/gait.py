@@ -1158,6 +1158,61 @@ def parse_treadmill(treadmill) -> str | float:
     raise InputError(f"expected 'auto', 'off' or a belt speed in m/s, got {treadmill!r}", field="motion.treadmill")
 
 
+def ground_stance(ref: ModelReference, model, cutoff_hz: float = 6.0) -> tuple[ModelReference, dict]:
+    """Move the root vertically, frame by frame, so that the loaded foot stands on the ground.
+
+    After mapping, one constant shift puts the lowest foot point of the whole motion on the ground
+    (`map_to_model`); between subject and model feet and through IK error the loaded foot then
+    hovers up to a few cm on other frames, where the simulated model gets no ground reaction at the
+    reference state. On every frame where a foot is loaded (GRF > max(20 N, 20 % of its peak); the
+    lower foot without a GRF) the root height is corrected by the lowest loaded foot's height above
+    the ground; frames without a loaded foot (flight) are interpolated; the correction is low-passed
+    (zero-lag Butterworth, `cutoff_hz`) so no jerk is introduced. qvel is corrected accordingly.
+
+    Returns:
+        (reference, info {'mean_cm', 'max_cm', 'frames'}); unchanged when the root has no vertical
+        freedom or no foot geoms.
+    """
+    from msdiversity.models.registry import ground_height
+
+    m = _mj(model)
+    root = _root(m)
+    if root.free is not None:
+        za, zd = root.free[1] + 2, root.free[2] + 2
+    else:
+        vert = [(a, d) for a, d, ax in root.slides if abs(ax[2]) > 0.5]
+        if not vert:
+            return ref, {}
+        za, zd = vert[0]
+    if not any(_foot_geom_ids(m).values()):
+        return ref, {}
+    kin = _kinematics(m, ref.qpos)
+    lows = np.stack([kin.low(f) for f in FEET], 1) - ground_height(m)  # (T, 2) m above the ground
+    if ref.grf is not None:
+        fz = np.nan_to_num(ref.grf[:, :, 2])
+        loaded = fz > np.maximum(20.0, 0.2 * fz.max(0))
+    else:
+        loaded = lows == lows.min(1, keepdims=True)
+    has = loaded.any(1)
+    if has.sum() < 2:
+        return ref, {}
+    err = np.where(loaded, lows, np.inf).min(1)  # (T,) lowest loaded foot above the ground
+    t = np.arange(len(err))
+    err = np.interp(t, t[has], err[has])
+    if len(err) > 12 and cutoff_hz > 0 and cutoff_hz < 0.5 / ref.dt:
+        from scipy.signal import butter, filtfilt
+
+        b_, a_ = butter(2, cutoff_hz * 2.0 * ref.dt)
+        err = filtfilt(b_, a_, err, padlen=min(3 * max(len(a_), len(b_)), len(err) - 1))
+    qpos, qvel = ref.qpos.copy(), ref.qvel.copy()
+    sign = 1.0 if root.free is not None else float(np.sign([ax[2] for a, d, ax in root.slides if a == za][0]))
+    qpos[:, za] -= sign * err
+    qvel[:, zd] -= sign * np.gradient(err, ref.dt)
+    info = {"mean_cm": float(100 * np.abs(err).mean()), "max_cm": float(100 * np.abs(err).max()),
+            "frames": int(has.sum())}
+    return dataclasses.replace(ref, qpos=qpos, qvel=qvel, meta=dict(ref.meta, ground_stance=info)), info
+
+
 def apply_gait_options(ref: ModelReference, model, treadmill="auto", periodic: bool = False,
                        cycles: int = 1, mode: str = "auto") -> tuple[ModelReference, list[str]]:
     """Apply `[motion] treadmill`, `periodic`, `cycles`: treadmill conversion first, then the cycle.
@@ -1199,6 +1254,11 @@ def apply_gait_options(ref: ModelReference, model, treadmill="auto", periodic: b
         ref = to_overground(ref, m, tm)
         ref.meta["treadmill"]["source"] = "given"
         notes.append(f"treadmill: converted to overground at the given belt speed {tm:.2f} m/s")
+    if ref.grf is not None and root.moves and ref.meta.get("root_tracked") is not False:
+        ref, gs = ground_stance(ref, m)
+        if gs:
+            notes.append(f"stance feet on the ground: root height corrected by {gs['mean_cm']:.1f} cm on average "
+                         f"(max {gs['max_cm']:.1f} cm) over {gs['frames']} loaded frames")
     if not isinstance(periodic, bool):
         raise InputError(f"expected true or false, got {periodic!r}", field="motion.periodic")
     if periodic and ref.cycle_shift is not None:

@@ -43,6 +43,7 @@ import numpy as np
 
 from msdiversity.errors import InputError
 from msdiversity.models.registry import LoadedModel, foot_geoms, muscle_ids, scalar_joint_ids
+from msdiversity.models.registry import ground_height as registry_ground_height
 from msdiversity.motions.opensim import OPENSIM_TO_MUJOCO, MotionWarning
 from msdiversity.motions.reference import ModelReference, ReferenceMotion
 
@@ -399,10 +400,11 @@ def map_to_model(motion: ReferenceMotion, loaded_model: LoadedModel, mapping: di
         gids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, g) for side in fg.values() for g in side]
         if gids:
             low = _lowest_foot_z(model, qpos, gids)
-            ground_shift = float(-low.min())
+            gz = registry_ground_height(model)
+            ground_shift = float(gz - low.min())
             qpos[:, model.jnt_qposadr[root] + 2] += ground_shift
             notes.append(f"root height shifted by {ground_shift * 100:+.1f} cm so the lowest foot point "
-                         "over the motion touches z = 0")
+                         f"over the motion touches the ground (z = {gz:.3f} m)")
 
     coupled_names = {c for c, _ in coupled}
     unmatched_model = [n for n in jnames if by_name[n] not in tracked and n not in coupled_names]

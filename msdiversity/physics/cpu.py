@@ -62,6 +62,7 @@ def model_with_contact_sensors(loaded: LoadedModel) -> tuple[mujoco.MjModel, np.
         (model, sensor_adr (k,) start of each sensor's 6 values in sensordata,
          side_matrix (2, k) which foot each sensor belongs to).
     Raises ModelError if the recompiled model differs from the loaded one in anything but sensors.
+    Simulation options set with `registry.with_options` (`loaded.options`) are applied to it.
     """
     base = loaded.model
     feet = _foot_bodies(base)
@@ -77,6 +78,7 @@ def model_with_contact_sensors(loaded: LoadedModel) -> tuple[mujoco.MjModel, np.
                         intprm=[_CONTACT_DATA, _NETFORCE, 1])
         names.append(name)
     model = registry._quiet_compile(spec.compile)  # noqa: SLF001
+    registry.apply_options(model, loaded.options)  # timestep/integrator/... set by registry.with_options
     same = (model.nq == base.nq and model.nv == base.nv and model.nu == base.nu and model.nbody == base.nbody
             and model.ngeom == base.ngeom and np.allclose(model.body_mass, base.body_mass)
             and np.allclose(model.actuator_gainprm, base.actuator_gainprm)
