@@ -41,36 +41,36 @@ MOTIONS = {
     "run": ("rajagopal_subject01_run_ik.mot", "rajagopal_subject01_run_grf.mot"),
 }
 
-# the shared gait environment: one source for walk.toml-like settings
-ENV = {"backend": "cpu", "control_hz": 50.0, "episode_length": 150, "residual_root": True,
-       "grf_error": True, "term_root_drop": 0.15, "term_root_rot": 0.6, "term_body_err": 0.2}
+# The gait task (model, motion options, env, ensemble, Qflex settings) is experiments/walk.toml's:
+# one source for what the CPU-sized walking experiment runs. Only the learner differs per method.
+WALK = ROOT / "experiments" / "walk.toml"
 METHODS = {
-    "ppo": {"train": {"learner": "ppo", "reward": "exp", "num_envs": 128, "unroll_length": 16,
-                      "num_minibatches": 8, "hidden": [256, 256]}, "qflex": {}},
-    "qflex": {"train": {"learner": "qflex", "reward": "exp", "num_envs": 64, "unroll_length": 16},
-              "qflex": {"hidden": [256, 256]}},
-    "qflex_adv": {"train": {"learner": "qflex", "reward": "adversarial", "num_envs": 64, "unroll_length": 16},
-                  "qflex": {"hidden": [256, 256]}},
+    "ppo": {"learner": "ppo", "reward": "exp", "num_envs": 128, "unroll_length": 16, "num_minibatches": 8,
+            "hidden": [256, 256]},
+    "qflex": {"learner": "qflex", "reward": "exp"},
+    "qflex_adv": {"learner": "qflex", "reward": "adversarial"},
 }
 
 
 def experiment(motion: str, method: str, model: str, members: int, args) -> dict:
+    import tomllib
+
+    base = tomllib.loads(WALK.read_text())
     ik, grf = MOTIONS[motion]
+    train = {**base["train"], "iterations": 100000, "eval_every": args.eval_every, **METHODS[method]}
+    qflex = dict(base.get("qflex", {}))
     seeds = list(range(max(1, members // 2)))
     exps = [2.0, 3.0] if members > 1 else [2.0]
-    m = METHODS[method]
-    train = {"iterations": 100000, "eval_every": args.eval_every, "eval_envs": 16, "eval_steps": 60,
-             "checkpoint_every": 50, **m["train"]}
-    qflex = dict(m["qflex"])
     if args.quick:
         train.update(num_envs=8, eval_envs=4, eval_steps=10, eval_every=2)
-        qflex.update(hidden=[32, 32], batch_size=32, buffer_size=2048, start_steps=64, grad_steps=2, flow_steps=2)
+        qflex.update(hidden=[32, 32], batch_size=32, buffer_size=2048, start_steps=64, grad_steps=2, flow_steps=2,
+                     updates_per_iteration=2)
         if method == "ppo":
             train.update(num_minibatches=2, hidden=[32, 32])
     return {"name": f"bench_gait_{motion}_{method}", "model": {"name": model},
-            "motion": {"source": str(DATA / ik), "grf": str(DATA / grf), "periodic": True},
-            "env": dict(ENV), "train": train, "qflex": qflex,
-            "ensemble": {"seeds": seeds, "effort_exponent": exps, "effort_weight": [0.05]}}
+            "motion": {**base["motion"], "source": str(DATA / ik), "grf": str(DATA / grf)},
+            "env": {**base["env"], "backend": "cpu"}, "train": train, "qflex": qflex,
+            "ensemble": {**base["ensemble"], "seeds": seeds, "effort_exponent": exps}}
 
 
 def physics_rate(env, n: int) -> float:

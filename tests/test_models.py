@@ -113,7 +113,7 @@ def test_myolegs_sagittal_keeps_bodies_muscles_and_masses():
     # the coupled knee keeps its 14 joint equality constraints
     assert sag.neq == full.neq == 14
     assert s.foot_geoms == summarize(load_model("myolegs")).foot_geoms
-    # same heights as myolegs: qpos0 and the 'standing' keyframe (feet on the platform)
+    # same heights as myolegs: qpos0 and the 'standing' keyframe (feet on the ground)
     ty = sag.jnt_qposadr[_joint_names(sag).index("pelvis_ty")]
     assert sag.qpos0[ty] == pytest.approx(full.qpos0[2])
     assert s.keyframes == ("standing",) and sag.key_qpos[0, ty] == pytest.approx(full.key_qpos[0, 2])
@@ -189,7 +189,7 @@ def test_myolegs_sagittal_maps_the_shared_walk():
 
 def test_myolegs_sagittal_steps_and_stands_on_the_cpu_backend():
     """5 substeps stay finite; from 'standing' with zero excitation the model sags (no muscle holds
-    it) but stays on its feet for 0.2 s: no divergence, both feet on the platform carrying load,
+    it) but stays on its feet for 0.2 s: no divergence, both feet on the ground carrying load,
     nothing sinks into the ground."""
     import jax
     import jax.numpy as jnp
@@ -208,7 +208,7 @@ def test_myolegs_sagittal_steps_and_stands_on_the_cpu_backend():
     step = jax.jit(lambda st, u: be.step(st, u, 10))  # 20 ms control steps
     gids = [mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, g) for side in summarize(lm).foot_geoms.values()
             for g in side]
-    top = _lowest_foot_z(m, m.key_qpos[:1], gids)[0]  # the keyframe stands on the platform (z = 0.015 m)
+    top = _lowest_foot_z(m, m.key_qpos[:1], gids)[0]  # the keyframe stands on the ground (z = 0.015 m)
     weight = m.body_subtreemass[0] * np.linalg.norm(m.opt.gravity)
     ty = summarize(lm).joint_names.index("pelvis_ty")
     s = s0
@@ -216,7 +216,7 @@ def test_myolegs_sagittal_steps_and_stands_on_the_cpu_backend():
         s, o = step(s, jnp.zeros(m.nu))
         q = np.asarray(s.qpos, float)
         assert not bool(o.diverged)
-        assert abs(_lowest_foot_z(m, q[None], gids)[0] - top) < 0.003  # on the platform, not through it
+        assert abs(_lowest_foot_z(m, q[None], gids)[0] - top) < 0.003  # on the ground, not through it
         assert np.all(np.asarray(o.grf)[:, 2] > 0.05 * weight)  # both feet loaded
         assert q[ty] > m.key_qpos[0, ty] - 0.08  # sags, but far from falling
     assert abs(float(o.grf[0, 2]) - float(o.grf[1, 2])) < 0.02 * weight  # a symmetric stance

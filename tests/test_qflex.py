@@ -46,9 +46,10 @@ def make_exp(iterations, **train):
         "motion": {"source": "synthetic", "seed": 0, "duration": 2.0}, "env": {"backend": "cpu"},
         "train": {"learner": "qflex", "num_envs": 16, "unroll_length": 16, "eval_every": 10, "eval_envs": 16,
                   "checkpoint_every": 1000, "iterations": iterations, **train},
-        "qflex": {"hidden": [128, 128], "start_steps": 512, "updates_per_iteration": 32, "grad_steps": 5,
-                  "flow_steps": 5, "batch_size": 256, "buffer_size": 16384, "discount": 0.95,
-                  "learning_rate": 1e-3},
+        # a high update-to-data ratio (128 updates per 256 env steps): Q learning, not physics, is what
+        # this small budget has to buy (at 32 updates per iteration the elbow barely improves in 25k steps)
+        "qflex": {"hidden": [128, 128], "start_steps": 2048, "updates_per_iteration": 128, "grad_steps": 2,
+                  "flow_steps": 2, "batch_size": 256, "buffer_size": 32768},
         "ensemble": {"seeds": [0, 1], "effort_weight": [0.1]}})
 
 
@@ -56,13 +57,15 @@ def make_exp(iterations, **train):
 def test_qflex_improves_elbow_tracking(tmp_path):
     from msdiversity.ensemble import load_trained, train_experiment
 
-    ds = train_experiment(make_exp(100), results_dir=tmp_path / "r", show_progress=False).metrics
+    n = 90
+    ds = train_experiment(make_exp(n), results_dir=tmp_path / "r", show_progress=False).metrics
     e = ds["eval_joint_err_deg"].dropna("iteration", how="all").values  # (members, evals)
     print("eval joint error deg per evaluation:", np.round(e, 2))
-    # the untrained policy vs the mean of the last three evaluations, every member
-    assert np.all(e[:, -3:].mean(axis=1) < 0.7 * e[:, 0]), e
-    for v in ("loss_q", "loss_flow", "loss_ref", "reward_task", "cost_effort", "episode_length"):
-        assert v in ds and np.isfinite(ds[v].isel(iteration=slice(0, 99)).values).all(), v
+    # the untrained policy vs the median of the last three evaluations, every member (the median:
+    # an off-policy learner's deterministic policy has occasional one-evaluation spikes)
+    assert np.all(np.median(e[:, -3:], axis=1) < 0.6 * e[:, 0]), e
+    for v in ("loss_q", "loss_flow", "loss_ref", "reward_task", "cost_effort"):
+        assert v in ds and np.isfinite(ds[v].isel(iteration=slice(0, n - 1)).values).all(), v
     make_policy, params, members, env = load_trained(tmp_path / "r")
     s = env.reset(jax.random.PRNGKey(0))
     a = make_policy(params[0])(s.obs, jax.random.PRNGKey(1))

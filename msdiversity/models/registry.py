@@ -454,7 +454,7 @@ def sagittal_legs_spec(spec: mujoco.MjSpec, root_body: str = "Full Body", pelvis
     - The slides' `ref` is the pelvis origin's world coordinate at the spec pose, so their qpos
       *are* the pelvis origin's world x and z (m), like OpenSim's pelvis_tx / pelvis_ty;
       qpos0 and every keyframe keep the free-root model's heights (myolegs: qpos0 z = 1.0 m,
-      keyframe 'standing' z = 0.9605 m, feet on the ground platform).
+      keyframe 'standing' z = 0.9605 m, feet on the ground).
     - `locked` joints are deleted: their child bodies are welded at the joint's reference pose
       (qpos0 = 0 for myolegs: neutral hip adduction/rotation and subtalar angle). Joint equality
       constraints among the remaining joints (myolegs' coupled knee) are untouched.
