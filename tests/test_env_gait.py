@@ -90,3 +90,45 @@ def test_root_drop_terminates_a_fall(legs):
         steps[drop] = (k, float(s.info["truncation"]))
     assert steps[0.0] == (30, 1.0)  # ran to the episode length
     assert steps[0.1][0] < 15 and steps[0.1][1] == 0.0  # a fall: terminated, not truncated
+
+
+DATA = __import__("pathlib").Path(__file__).resolve().parents[1].parent / "shared" / "data" / "opensim"
+
+
+@pytest.mark.skipif(not (DATA / "gait2354_subject01_walk1_ik.mot").exists(), reason="../shared/data absent")
+def test_sagittal_walk_env_with_planar_residuals():
+    """myolegs_sagittal on the shared walk: grounded, overground; planar root residuals. (The trial
+    holds less than a stride, and mirroring a half stride needs a free root, so it is not looped.)"""
+    from msdiversity.config import experiment_from_dict
+    from msdiversity.ensemble.build import build_env
+
+    exp = experiment_from_dict({
+        "name": "sag", "model": {"name": "myolegs_sagittal"},
+        "motion": {"source": str(DATA / "gait2354_subject01_walk1_ik.mot"),
+                   "grf": str(DATA / "gait2354_subject01_walk1_grf.mot")},
+        "env": {"backend": "cpu", "residual_root": True, "grf_error": True, "term_root_drop": 0.15}})
+    b = build_env(exp)
+    env = b.env
+    assert b.reference.meta["root_tracked"] is True
+    assert b.reference.meta["treadmill"]["converted"]
+    assert not env.periodic and env.planar_root and env.n_residual == 3
+    assert env.action_size == 80 + 3 and env.error_names[4:6] == ("root_pos", "root_rot")
+    names = np.array(env.joint_names)
+    assert not env.tracked_joint[np.isin(names, ["pelvis_tx", "pelvis_ty", "pelvis_tilt"])].any()
+    # the loaded foot stands on the ground in the reference (mapping + stance grounding)
+    m = env.model
+    d = mujoco.MjData(m)
+    from msdiversity.models.registry import foot_geoms, ground_height
+    from msdiversity.motions.mapping import geom_low_point
+
+    i = int(np.argmax(env.ref_grf[:, 0, 2]))  # right foot most loaded
+    d.qpos[:] = env.ref_qpos_full[i]
+    mujoco.mj_kinematics(m, d)
+    low = min(geom_low_point(m, d, mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, g))[2] for g in foot_geoms(m)["r"])
+    assert abs(low - ground_height(m)) < 0.01
+    s = env.reset(jax.random.PRNGKey(0))
+    a = jnp.concatenate([jnp.full(80, 0.1), jnp.array([0.0, 0.5, 0.0])])  # +100 N upward residual
+    ns = jax.jit(env.step)(s, a)
+    assert ns.info["residual"].shape == (3,)
+    np.testing.assert_allclose(float(ns.metrics["residual_force_N"]), 100.0, rtol=1e-5)
+    assert np.isfinite(np.asarray(ns.obs)).all() and ns.obs.shape == (env.observation_size,)

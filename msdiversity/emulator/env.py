@@ -147,17 +147,43 @@ class Env:
         self._hinge = mask & (model.jnt_type[jids] == mujoco.mjtJoint.mjJNT_HINGE)
         free = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE]
         self.free_root = bool(free) and model.jnt_qposadr[free[0]] == 0
+        # a planar root (e.g. myolegs_sagittal): slide + hinge joints on a body hanging from the world
+        _slide, _hinge = int(mujoco.mjtJoint.mjJNT_SLIDE), int(mujoco.mjtJoint.mjJNT_HINGE)
+        root_j = [j for j in range(model.njnt) if model.body_parentid[model.jnt_bodyid[j]] == 0
+                  and int(model.jnt_type[j]) in (_slide, _hinge)]
+        self.planar_root = (not self.free_root) and any(model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE
+                                                        for j in root_j)
+        if self.free_root:
+            self._root_dofs = np.arange(6)
+            self._root_dof_is_force = np.array([True] * 3 + [False] * 3)
+        elif self.planar_root:
+            self._root_dofs = np.array([model.jnt_dofadr[j] for j in root_j])
+            self._root_dof_is_force = np.array([model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE for j in root_j])
+            # root coordinates are scored as root position/orientation, not as joint angles
+            is_root = np.isin(jids, root_j)
+            self._planar_slides = np.array([model.jnt_qposadr[j] for j in root_j
+                                            if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE])
+            self._planar_hinges = np.array([model.jnt_qposadr[j] for j in root_j
+                                            if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE], int)
+            mask = mask & ~is_root
+            self.tracked_joint = mask
+            self._hinge = mask & (model.jnt_type[jids] == mujoco.mjtJoint.mjJNT_HINGE)
+        else:
+            self._root_dofs = np.zeros(0, int)
+            self._root_dof_is_force = np.zeros(0, bool)
         self.body_ids, self.body_names = self._tracked_bodies(model, config.tracked_bodies)
         self.end_effector_idx = self._end_effectors(model, config.end_effectors)
         self.end_effector_names = tuple(self.body_names[i] for i in self.end_effector_idx)
         self.muscle_names = tuple(mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) or f"actuator{i}"
                                   for i in range(model.nu))
-        if config.residual_root and not self.free_root:
-            raise ConfigError("residual_root needs a model with a free root joint", field="env.residual_root")
+        if config.residual_root and not len(self._root_dofs):
+            raise ConfigError("residual_root needs a model with a free or planar (slide + hinge) root",
+                              field="env.residual_root")
         self.residual = bool(config.residual_root)
-        self.action_size = model.nu + (6 if self.residual else 0)
+        self.n_residual = len(self._root_dofs) if self.residual else 0
+        self.action_size = model.nu + self.n_residual
         self.error_names = ("joint_pos", "joint_vel", "body_pos", "end_effector") + (
-            ("root_pos", "root_rot") if self.free_root else ())
+            ("root_pos", "root_rot") if (self.free_root or self.planar_root) else ())
         scales = [config.scale_joint_pos, config.scale_joint_vel, config.scale_body_pos,
                   config.scale_end_effector, config.scale_root_pos, config.scale_root_rot][: len(self.error_names)]
         if config.grf_error:
@@ -178,8 +204,13 @@ class Env:
         self._ctrl_span = np.where(lim, hi - lo, 1.0)
 
         # the root body: the first tracked body hanging from the world (pelvis), for the height check
-        roots = [i for i, b in enumerate(self.body_ids) if model.body_parentid[b] == 0]
-        self._root_body = roots[0] if roots else 0
+        def depth(b):
+            d = 0
+            while b:
+                b, d = int(model.body_parentid[b]), d + 1
+            return d
+
+        self._root_body = int(np.argmin([depth(int(b)) for b in self.body_ids]))
         self.physics = make_backend(loaded, self.backend_name, body_ids=self.body_ids, nthread=config.threads)
         self._pspec = self.physics.spec
         self._prepare_reference(reference)
@@ -295,6 +326,12 @@ class Env:
         if self.ref_emg is not None:
             self._r["emg"] = f32(self.ref_emg)  # NaN columns kept: muscles without EMG
 
+    def _residual_scale(self) -> jax.Array:
+        """(n_residual,) N for translational root dofs, N m for rotational ones, at action 1."""
+        c = self.config
+        return jnp.asarray(np.where(self._root_dof_is_force, c.residual_max_force, c.residual_max_torque)
+                           [: self.n_residual], jnp.float32)
+
     @staticmethod
     def _root_translation_adr(model) -> np.ndarray:
         """qpos indices that translate the whole model horizontally: a free root's x, y, or slide
@@ -347,8 +384,14 @@ class Env:
             ang = _quat_rel_angle(qpos[3:7], ref_q[3:7])
             comps += [dr, ang]
             sq["body"] = sq["body"] + dr ** 2 + ang ** 2
+        elif self.planar_root:
+            dr = jnp.linalg.norm(qpos[self._planar_slides] - ref_q[self._planar_slides])
+            ang = (jnp.abs(qpos[self._planar_hinges] - ref_q[self._planar_hinges]).sum()
+                   if len(self._planar_hinges) else jnp.zeros(()))
+            comps += [dr, ang]
+            sq["body"] = sq["body"] + dr ** 2 + ang ** 2
         extra = {"root_drop": ref_x[self._root_body, 2] - xpos[self._root_body, 2],
-                 "root_rot": comps[5] if self.free_root else jnp.zeros(())}
+                 "root_rot": comps[5] if (self.free_root or self.planar_root) else jnp.zeros(())}
         if "grf" in r:
             dg = grf - r["grf"][idx]  # (2, 3) N
             extra["grf_abs"] = jnp.mean(jnp.linalg.norm(dg, axis=-1)) / self.body_weight  # fraction of BW
@@ -403,19 +446,19 @@ class Env:
             metrics["grf_err_pct_bw"] = 100.0 * extra["grf_abs"]
             metrics["vgrf_sqerr_pct_bw"] = jnp.mean(extra["vgrf_pct"] ** 2)  # (% BW)^2, mean over feet
         if self.residual:
-            scale = jnp.array([cfg.residual_max_force] * 3 + [cfg.residual_max_torque] * 3)
-            pen = cfg.residual_weight * jnp.mean((residual / scale) ** 2)
+            f = jnp.asarray(self._root_dof_is_force)
+            pen = cfg.residual_weight * jnp.mean((residual / self._residual_scale()) ** 2)
             reward = reward - pen
             metrics["reward/residual"] = -pen
-            metrics["residual_force_N"] = jnp.linalg.norm(residual[:3])
-            metrics["residual_torque_Nm"] = jnp.linalg.norm(residual[3:])
+            metrics["residual_force_N"] = jnp.linalg.norm(jnp.where(f, residual, 0.0))
+            metrics["residual_torque_Nm"] = jnp.linalg.norm(jnp.where(f, 0.0, residual))
         div = jnp.asarray(diverged, jnp.float32)
         metrics["diverged"] = div
         mean_joint = raw[0]
         terminated = (mean_joint > cfg.term_joint_err) | (raw[2] > cfg.term_body_err) | (div > 0)
         if cfg.term_root_drop > 0:
             terminated = terminated | (extra["root_drop"] > cfg.term_root_drop)
-        if cfg.term_root_rot > 0 and self.free_root:
+        if cfg.term_root_rot > 0 and (self.free_root or self.planar_root):
             terminated = terminated | (extra["root_rot"] > cfg.term_root_rot)
         ref_end = jnp.zeros((), bool) if self.periodic else (idx >= self.n_frames - 1)
         truncated = (ref_end | (steps >= cfg.episode_length)) & ~terminated
@@ -457,7 +500,7 @@ class Env:
         out = self.physics.forward(ps, jnp.zeros(nu, jnp.float32))
         zeros = jnp.zeros(nu, jnp.float32)
         return self._finish(ps, out, idx, jnp.asarray(0, jnp.int32), jnp.asarray(0, jnp.int32), act, act,
-                            jnp.zeros(6, jnp.float32), out.diverged, first=True)
+                            jnp.zeros(self.n_residual, jnp.float32), out.diverged, first=True)
 
     def step(self, state: State, action: jax.Array) -> State:
         """Apply excitations (and residuals) for one control step (`nsub` physics substeps)."""
@@ -469,11 +512,10 @@ class Env:
         excitation = jnp.clip(action[:nu], 0.0, 1.0)  # (nu,)
         ctrl = self._ctrl_lo + excitation * self._ctrl_span
         qfrc = None
-        residual = jnp.zeros(6, jnp.float32)
+        residual = jnp.zeros(self.n_residual, jnp.float32)
         if self.residual:
-            scale = jnp.array([self.config.residual_max_force] * 3 + [self.config.residual_max_torque] * 3)
-            residual = jnp.clip(action[nu:nu + 6], -1.0, 1.0) * scale
-            qfrc = jnp.zeros(self.model.nv, jnp.float32).at[:6].set(residual)
+            residual = jnp.clip(action[nu:nu + self.n_residual], -1.0, 1.0) * self._residual_scale()
+            qfrc = jnp.zeros(self.model.nv, jnp.float32).at[self._root_dofs].set(residual)
         ps, out = self.physics.step(state.pipeline_state, ctrl, self.nsub, qfrc)
         idx, cycle = self._advance(state.info["phase_idx"], state.info["cycle"])
         steps = state.info["steps"] + 1

@@ -54,7 +54,7 @@ def step_costs(state, window, reg: Regularizers, synergy_rank: int) -> dict:
 
 def split_action(env) -> tuple[int, int]:
     """(muscle actuators, residual root components) of the env's action vector."""
-    n_res = 6 if getattr(env, "residual", False) else 0
+    n_res = int(getattr(env, "n_residual", 0))
     return int(env.action_size) - n_res, n_res
 
 

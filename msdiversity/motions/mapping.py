@@ -406,6 +406,24 @@ def map_to_model(motion: ReferenceMotion, loaded_model: LoadedModel, mapping: di
             notes.append(f"root height shifted by {ground_shift * 100:+.1f} cm so the lowest foot point "
                          f"over the motion touches the ground (z = {gz:.3f} m)")
 
+    # a planar root (slide joints on a body hanging from the world, e.g. myolegs_sagittal): the matched
+    # vertical slide gets the same ground alignment as a free root
+    planar = [j for j in range(model.njnt) if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_SLIDE
+              and model.body_parentid[model.jnt_bodyid[j]] == 0 and int(j) in tracked]
+    if root is None and planar and ground:
+        vert = [j for j in planar if abs(model.jnt_axis[j][2]) > 0.5]
+        fg = foot_geoms(model)
+        gids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, g) for side in fg.values() for g in side]
+        if vert and gids:
+            low = _lowest_foot_z(model, qpos, gids)
+            gz = registry_ground_height(model)
+            ground_shift = float(gz - low.min())
+            j = vert[0]
+            qpos[:, model.jnt_qposadr[j]] += ground_shift * np.sign(model.jnt_axis[j][2])
+            notes.append(f"root height ({mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j)}) shifted by "
+                         f"{ground_shift * 100:+.1f} cm so the lowest foot point over the motion touches the "
+                         f"ground (z = {gz:.3f} m)")
+
     coupled_names = {c for c, _ in coupled}
     unmatched_model = [n for n in jnames if by_name[n] not in tracked and n not in coupled_names]
 
@@ -443,7 +461,7 @@ def map_to_model(motion: ReferenceMotion, loaded_model: LoadedModel, mapping: di
         out_of_range_max=oor_max, clipped=bool(clip), ground_shift=ground_shift, base=base_name,
         n_frames=T, dt=dt, notes=tuple(notes))
     meta = dict(motion.meta, model=mname, model_source=getattr(loaded_model, "source", mname),
-                mapping=report.summary_line(), root_tracked=bool(root_coords), n_muscles=len(mids),
+                mapping=report.summary_line(), root_tracked=bool(root_coords or planar), n_muscles=len(mids),
                 t0=float(motion.time[0]),
                 tracked_joints=[m for _, m in matched])
     ref = ModelReference(dt=dt, qpos=qpos, qvel=_qvel(model, qpos, dt), grf=grf, excitation=exc,
