@@ -122,3 +122,17 @@ def test_members_that_do_not_reproduce_the_motion_are_left_out_of_diversity(tmp_
     # with `inf` thresholds everyone is compared
     all_in = analyze_recording(bad, dataclasses.replace(cfg, match_joint_rmse_deg=float("inf")))
     assert all_in.attrs["n_members_matched"] == 6 and all_in.attrs["match_note"] == ""
+
+
+def test_a_member_that_falls_early_is_not_a_match():
+    """Errors are computed over alive frames only: a member that tracks perfectly until it falls at
+    10 % of the recording has a small RMSE, but it does not reproduce the motion and is left out."""
+    rec = synthetic_recording(4, n_members=4, n_trials=2, n_time=100, n_muscles=6, k_true=2, n_families=1)
+    alive = rec["alive"].values.copy()
+    alive[1, :, 10:] = False  # member 1 falls after 10 frames in every trial
+    rec["alive"] = (rec["alive"].dims, alive)
+    ds = analyze_recording(rec, AnalysisConfig(baselines=False, umap=False, n_null=10, n_perm=200, n_boot=50))
+    np.testing.assert_allclose(ds["spec_alive_fraction"].values, [1.0, 0.1, 1.0, 1.0])
+    assert ds["spec_joint_rmse_deg"].sel(member=1) < 5  # its short start tracks well ...
+    assert ds["spec_matched"].values.tolist() == [True, False, True, True]  # ... but it is no match
+    assert "alive" in ds["spec_matched"].attrs["long_name"]

@@ -41,7 +41,8 @@ Specificity (`spec_`): trial 0 of each member against the reference (alive frame
 | `spec_body_err_cm` | member | cm | mean over time and bodies of the Euclidean body-position error |
 | `spec_grf_rmse_pct_bw` | member | % body weight | RMSE over time, feet and axes of grf − grf_target, / (m g) × 100 |
 | `spec_grf_corr` | member | 1 | mean Pearson r over time of the (foot, axis) channels whose target SD > 1 % BW |
-| `spec_matched` | member | bool | trial-0 joint RMSE <= `match_joint_rmse_deg` (5) and GRF RMSE <= `match_grf_rmse_pct_bw` (10) |
+| `spec_alive_fraction` | member | 1 | fraction of the recording trial 0 is alive (not fallen or diverged) |
+| `spec_matched` | member | bool | trial 0 alive throughout (`match_min_alive` = 1), joint RMSE <= `match_joint_rmse_deg` (5) and GRF RMSE <= `match_grf_rmse_pct_bw` (10) |
 | `spec_kin_spread_deg` | phase, joint | deg | SD across members of trial-0 joint angles |
 | `spec_grf_spread_pct_bw` | phase, foot, axis | % body weight | SD across members of trial-0 GRF |
 | `spec_kin_spread_mean_deg`, `spec_grf_spread_mean_pct_bw` | () | deg, % BW | means of the two above |

@@ -45,11 +45,17 @@ class AnalysisConfig:
     # of diversity, synergies, embedding, baselines placement and statistics. `inf` keeps everyone.
     match_joint_rmse_deg: float = 5.0
     match_grf_rmse_pct_bw: float = 10.0
+    # ... and stay up: the fraction of the recording the deterministic trial is alive (not fallen or
+    # diverged). Errors are computed over alive frames only, so a member that falls early would
+    # otherwise score its short, well-tracked start.
+    match_min_alive: float = 1.0
 
 
 def matched_members(spec: xr.Dataset, cfg: AnalysisConfig) -> np.ndarray:
     """(member,) bool: members whose kinematics (and GRF, when known) match the reference."""
     ok = np.asarray(spec["spec_joint_rmse_deg"].values, float) <= cfg.match_joint_rmse_deg
+    if "spec_alive_fraction" in spec:
+        ok &= np.asarray(spec["spec_alive_fraction"].values, float) >= cfg.match_min_alive - 1e-9
     if "spec_grf_rmse_pct_bw" in spec:
         g = np.asarray(spec["spec_grf_rmse_pct_bw"].values, float)
         ok &= ~(g > cfg.match_grf_rmse_pct_bw)  # NaN (no GRF) does not exclude
@@ -109,7 +115,8 @@ def analyze_recording(rec: xr.Dataset, config: AnalysisConfig | None = None, pro
     matched = matched_members(spec, cfg)
     spec["spec_matched"] = ("member", matched)
     spec["spec_matched"].attrs.update(units="1", long_name=(
-        f"member reproduces the motion (joint RMSE <= {cfg.match_joint_rmse_deg:g} deg"
+        f"member reproduces the motion (alive >= {100 * cfg.match_min_alive:g} % of the recording, "
+        f"joint RMSE <= {cfg.match_joint_rmse_deg:g} deg"
         + (f", GRF RMSE <= {cfg.match_grf_rmse_pct_bw:g} % BW" if "spec_grf_rmse_pct_bw" in spec else "") + ")"))
     n_all, n_ok = rec.sizes["member"], int(matched.sum())
     subset = 2 <= n_ok < n_all  # compare only the matched members (needs at least two of them)

@@ -43,6 +43,8 @@ def specificity(rec: xr.Dataset, prep: Prepared) -> xr.Dataset:
     joint_rmse = (np.sqrt(np.nanmean(err_deg[..., hinge] ** 2, axis=(1, 2))) if hinge.any()
                   else np.full(M, np.nan))
     out = xr.Dataset(coords={"member": members, "joint": rec["joint"].values, "phase": prep.phase})
+    out["spec_alive_fraction"] = ("member", alive0.mean(axis=1), {
+        "units": "1", "long_name": "fraction of the recording the deterministic trial is alive (not fallen)"})
     out["spec_joint_rmse_deg"] = ("member", joint_rmse, {"units": "deg", "long_name": "joint-angle RMSE vs reference"})
     out["spec_joint_rmse_per_joint_deg"] = (("member", "joint"), per_joint,
                                             {"units": "deg", "long_name": "joint-angle RMSE per joint"})
