@@ -132,3 +132,20 @@ def test_sagittal_walk_env_with_planar_residuals():
     assert ns.info["residual"].shape == (3,)
     np.testing.assert_allclose(float(ns.metrics["residual_force_N"]), 100.0, rtol=1e-5)
     assert np.isfinite(np.asarray(ns.obs)).all() and ns.obs.shape == (env.observation_size,)
+
+
+def test_residual_help_is_charged_to_the_learner(legs):
+    """The residual penalty reaches the learners' reward through `step_costs` (PPO and Qflex build
+    their reward from the error vector, not from the env's own reward)."""
+    from msdiversity.learning.common import reg_weights, step_costs
+    from msdiversity.learning.regularizers import Regularizers
+
+    env = make_env(legs, walking_in_a_line(legs), EnvConfig(backend="cpu", residual_root=True, residual_weight=0.1),
+                   backend="cpu")
+    s = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), 2))
+    a = jnp.concatenate([jnp.full((2, 80), 0.1), jnp.array([[0.0] * 6, [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]])], axis=1)
+    ns = jax.vmap(env.step)(s, a)
+    reg = Regularizers.make()
+    c = step_costs(ns, None, reg, 0)["residual"]
+    np.testing.assert_allclose(np.asarray(c), [0.0, 0.1 / 6], rtol=1e-5)  # weight x mean over 6 axes of (f/max)^2
+    assert float(reg_weights(reg)["residual"]) == 1.0

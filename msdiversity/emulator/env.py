@@ -452,6 +452,7 @@ class Env:
             metrics["reward/residual"] = -pen
             metrics["residual_force_N"] = jnp.linalg.norm(jnp.where(f, residual, 0.0))
             metrics["residual_torque_Nm"] = jnp.linalg.norm(jnp.where(f, 0.0, residual))
+        residual_cost = metrics.get("reward/residual", jnp.zeros(())) * -1.0
         div = jnp.asarray(diverged, jnp.float32)
         metrics["diverged"] = div
         mean_joint = raw[0]
@@ -482,6 +483,9 @@ class Env:
         }
         if self.residual:
             info["residual"] = residual
+            # the weighted residual penalty, for learners that build their own reward from the error
+            # vector (PPO, Qflex): residual help is never free
+            info["residual_cost"] = jnp.asarray(residual_cost, jnp.float32)
         if "emg" in self._r:
             info["emg_ref"] = self._r["emg"][idx]
         return State(pipeline_state=ps, obs=self._obs(ps, out, idx, cycle), reward=jnp.asarray(reward, jnp.float32),

@@ -29,11 +29,12 @@ def info(state, name, default=None):
 def reg_weights(reg: Regularizers) -> dict:
     """Cost name -> the member's (traced) weight. The names are those of `step_costs`."""
     return {"effort": reg.effort_weight, "smoothness": reg.smoothness_weight, "emg": reg.emg_weight,
-            "synergy": reg.synergy_weight}
+            "synergy": reg.synergy_weight, "residual": jnp.ones_like(reg.effort_weight)}
 
 
 def step_costs(state, window, reg: Regularizers, synergy_rank: int) -> dict:
-    """Unweighted per-env regularizer costs from a post-step env state, each (envs,).
+    """Per-env regularizer costs from a post-step env state, each (envs,): unweighted, except
+    `residual` (the env's residual-root penalty, weighted by `[env] residual_weight`, weight 1 here).
 
     `window` (envs, W, nu) holds the last excitations for the low-rank penalty (ignored when
     `synergy_rank` is 0).
@@ -45,6 +46,7 @@ def step_costs(state, window, reg: Regularizers, synergy_rank: int) -> dict:
            "smoothness": regularizers.smoothness(exc, prev)}
     emg = info(state, "emg_ref")
     out["emg"] = regularizers.emg_tracking(act, emg) if emg is not None else jnp.zeros(act.shape[:-1])
+    out["residual"] = info(state, "residual_cost", jnp.zeros(act.shape[:-1]))  # already weighted (env config)
     if synergy_rank:
         out["synergy"] = jax.vmap(lambda w: regularizers.low_rank_residual(w, synergy_rank))(window)
     else:
