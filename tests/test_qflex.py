@@ -38,10 +38,10 @@ def test_flow_integration_is_euler_with_clipped_velocity():
     np.testing.assert_allclose(integrate_flow(lambda x, t: jnp.full_like(x, 1e6), x0, 4), x0 + 4.0, rtol=1e-6)
 
 
-def make_exp(iterations, **train):
+def make_exp(iterations, qflex=None, **train):
     from msdiversity.config import experiment_from_dict
 
-    return experiment_from_dict({
+    exp = experiment_from_dict({
         "name": "qflex_t", "model": {"name": "myoelbow_2dof"},
         "motion": {"source": "synthetic", "seed": 0, "duration": 2.0}, "env": {"backend": "cpu"},
         "train": {"learner": "qflex", "num_envs": 16, "unroll_length": 16, "eval_every": 10, "eval_envs": 16,
@@ -51,6 +51,8 @@ def make_exp(iterations, **train):
         "qflex": {"hidden": [128, 128], "start_steps": 2048, "updates_per_iteration": 128, "grad_steps": 2,
                   "flow_steps": 2, "batch_size": 256, "buffer_size": 32768},
         "ensemble": {"seeds": [0, 1], "effort_weight": [0.1]}})
+    exp.sections["qflex"].update(qflex or {})
+    return exp
 
 
 @pytest.mark.slow
@@ -77,7 +79,8 @@ def test_qflex_resume_is_bitwise(tmp_path):
     """Replay buffer, networks, optimisers, normaliser and PRNG key are all checkpointed."""
     from msdiversity.ensemble import load_trained, train_experiment
 
-    exp = make_exp(6, num_envs=8, unroll_length=8, checkpoint_every=2, eval_every=3)
+    exp = make_exp(6, qflex={"updates_per_iteration": 8, "start_steps": 64, "hidden": [32, 32], "batch_size": 64},
+                   num_envs=8, unroll_length=8, checkpoint_every=2, eval_every=3)
     full = train_experiment(exp, results_dir=tmp_path / "a", show_progress=False)
 
     def interrupt(it, m):
