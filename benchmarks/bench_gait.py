@@ -47,8 +47,8 @@ WALK = ROOT / "experiments" / "walk.toml"
 METHODS = {
     "ppo": {"learner": "ppo", "reward": "exp", "num_envs": 128, "unroll_length": 16, "num_minibatches": 8,
             "hidden": [256, 256]},
-    "qflex": {"learner": "qflex", "reward": "exp"},
-    "qflex_adv": {"learner": "qflex", "reward": "adversarial"},
+    "qflex": {"learner": "qflex", "reward": "exp", "num_envs": 64, "unroll_length": 16},
+    "qflex_adv": {"learner": "qflex", "reward": "adversarial", "num_envs": 64, "unroll_length": 16},
 }
 
 

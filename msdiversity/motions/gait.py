@@ -1254,7 +1254,8 @@ def apply_gait_options(ref: ModelReference, model, treadmill="auto", periodic: b
         ref = to_overground(ref, m, tm)
         ref.meta["treadmill"]["source"] = "given"
         notes.append(f"treadmill: converted to overground at the given belt speed {tm:.2f} m/s")
-    if ref.grf is not None and root.moves and ref.meta.get("root_tracked") is not False:
+    if (ref.grf is not None and root.moves and ref.meta.get("root_tracked") is not False
+            and "ground_stance" not in ref.meta):  # once: a second pass would only re-measure ~0
         ref, gs = ground_stance(ref, m)
         if gs:
             notes.append(f"stance feet on the ground: root height corrected by {gs['mean_cm']:.1f} cm on average "
