@@ -19,6 +19,7 @@ from msdiversity.config import experiment_from_dict
 from msdiversity.ensemble import load_trained, train_experiment
 from msdiversity.ensemble.config import EnsembleConfig, expand_members
 from msdiversity.errors import ConfigError
+from resume_check import assert_resume_bitwise
 
 
 def make_exp(train: dict, ensemble: dict, name: str = "t"):
@@ -78,22 +79,7 @@ def test_resume_matches_uninterrupted(tmp_path):
     tr = {"iterations": 6, "num_envs": 8, "unroll_length": 8, "num_minibatches": 2, "checkpoint_every": 2,
           "eval_every": 3}
     exp = make_exp(tr, {"seeds": [3], "effort_weight": [0.1]})
-    full = train_experiment(exp, results_dir=tmp_path / "a", show_progress=False)
-
-    def interrupt(it, m):
-        if it == 2:  # after the 3rd iteration; the last checkpoint is at 2, the interrupt saves 3
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_experiment(exp, results_dir=tmp_path / "b", show_progress=False, on_iteration=interrupt)
-    res = train_experiment(exp, results_dir=tmp_path / "b", resume=True, show_progress=False)
-    assert res.resumed_from == 3
-    _, pa, _, _ = load_trained(tmp_path / "a")
-    _, pb, _, _ = load_trained(tmp_path / "b")
-    la, lb = jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)
-    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))  # bitwise
-    for v in ("joint_err_deg", "eval_joint_err_deg", "loss_value"):
-        np.testing.assert_array_equal(full.metrics[v].values, res.metrics[v].values)
+    assert_resume_bitwise(exp, tmp_path, ("joint_err_deg", "eval_joint_err_deg", "loss_value"))
 
 
 SHARD_SCRIPT = r"""

@@ -77,23 +77,8 @@ def test_qflex_improves_elbow_tracking(tmp_path):
 @pytest.mark.slow
 def test_qflex_resume_is_bitwise(tmp_path):
     """Replay buffer, networks, optimisers, normaliser and PRNG key are all checkpointed."""
-    from msdiversity.ensemble import load_trained, train_experiment
+    from resume_check import assert_resume_bitwise
 
     exp = make_exp(6, qflex={"updates_per_iteration": 8, "start_steps": 64, "hidden": [32, 32], "batch_size": 64},
                    num_envs=8, unroll_length=8, checkpoint_every=2, eval_every=3)
-    full = train_experiment(exp, results_dir=tmp_path / "a", show_progress=False)
-
-    def interrupt(it, m):
-        if it == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_experiment(exp, results_dir=tmp_path / "b", show_progress=False, on_iteration=interrupt)
-    res = train_experiment(exp, results_dir=tmp_path / "b", resume=True, show_progress=False)
-    assert res.resumed_from == 3
-    _, pa, _, _ = load_trained(tmp_path / "a")
-    _, pb, _, _ = load_trained(tmp_path / "b")
-    la, lb = jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)
-    assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
-    for v in ("joint_err_deg", "eval_joint_err_deg", "loss_q", "loss_flow"):
-        np.testing.assert_array_equal(full.metrics[v].values, res.metrics[v].values)
+    assert_resume_bitwise(exp, tmp_path, ("joint_err_deg", "eval_joint_err_deg", "loss_q", "loss_flow"))

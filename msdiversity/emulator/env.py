@@ -405,7 +405,6 @@ class Env:
         return errors, raw, sq, joint_deg, extra
 
     def _obs(self, ps: PhysicsState, out, idx, cycle):
-        r = self._r
         q, v = ps.qpos, ps.qvel
         L, V = muscle_state(self._pspec, out.actuator_length, out.actuator_velocity)
         parts = [q[self._jq], v[self._jv]]

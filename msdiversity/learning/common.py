@@ -15,7 +15,9 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from msdiversity.errors import ConfigError
 from msdiversity.learning import adversarial, regularizers
 from msdiversity.learning.regularizers import Regularizers
 
@@ -52,6 +54,30 @@ def step_costs(state, window, reg: Regularizers, synergy_rank: int) -> dict:
     else:
         out["synergy"] = jnp.zeros(act.shape[:-1])
     return out
+
+
+def exp_weights(env, config) -> np.ndarray:
+    """(n_err,) weights of the exp reward aggregation (`[train] exp_weights`, empty = all ones)."""
+    n_err = len(env.error_names)
+    w = np.ones(n_err) if not config.exp_weights else np.asarray(config.exp_weights, float)
+    if w.shape != (n_err,):
+        raise ConfigError(f"expected {n_err} weights (one per error {list(env.error_names)}), got {len(w)}",
+                          field="train.exp_weights")
+    return w
+
+
+def task_reward(config, disc_apply: Callable, disc_params, errors, weights):
+    """Task reward from the error vector errors (..., n_err) -> (...,): the adversarial (ADD)
+    discriminator's, or the exp aggregation with `weights` (`[train] reward`)."""
+    if config.reward == "adversarial":
+        return adversarial.adversarial_reward(disc_apply(disc_params, errors), config.reward_clip)
+    return adversarial.exp_reward(errors, weights, config.exp_scale)
+
+
+def where_done(done, new, old):
+    """Per env, the pytree `new` where `done` (envs,) is set, else `old` (auto-reset)."""
+    d = done.astype(bool)
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(d.reshape(d.shape + (1,) * (a.ndim - 1)), a, b), new, old)
 
 
 def split_action(env) -> tuple[int, int]:

@@ -31,7 +31,8 @@ from flax import struct
 
 from msdiversity.errors import ConfigError
 from msdiversity.learning import adversarial, distributions, flow, losses, regularizers
-from msdiversity.learning.common import evaluate_policy, reg_weights, split_action, step_costs
+from msdiversity.learning.common import (evaluate_policy, exp_weights, reg_weights, split_action, step_costs,
+                                         task_reward, where_done)
 from msdiversity.learning.common import info as _info
 from msdiversity.learning.networks import FlowNet, GaussianActor, QNet, RunningStats, ScalarNet
 from msdiversity.learning.regularizers import Regularizers
@@ -156,11 +157,7 @@ class Trainer:
         self.disc = ScalarNet(tuple(c.disc_hidden))
         self.optimizer = optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(c.learning_rate))
         self.disc_optimizer = optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(c.disc_learning_rate))
-        w = np.ones(self.n_err) if not c.exp_weights else np.asarray(c.exp_weights, float)
-        if w.shape != (self.n_err,):
-            raise ConfigError(f"expected {self.n_err} weights (one per error {list(env.error_names)}), got {len(w)}",
-                              field="train.exp_weights")
-        self.exp_weights = w
+        self.exp_weights = exp_weights(env, c)
         self.window_len = c.synergy_window if c.synergy_rank > 0 else 0
 
     # ---- policy -----------------------------------------------------------------------------
@@ -231,10 +228,7 @@ class Trainer:
     # ---- rewards ----------------------------------------------------------------------------
     def task_reward(self, disc_params, errors):
         """errors (..., n_err) -> reward (...,)."""
-        c = self.config
-        if c.reward == "adversarial":
-            return adversarial.adversarial_reward(self.disc.apply(disc_params, errors), c.reward_clip)
-        return adversarial.exp_reward(errors, self.exp_weights, c.exp_scale)
+        return task_reward(self.config, self.disc.apply, disc_params, errors, self.exp_weights)
 
     def costs(self, state, window, reg: Regularizers) -> dict:
         """Per-env regularizer costs (unweighted) from a post-step env state. Each (envs,)."""
@@ -265,13 +259,9 @@ class Trainer:
             trunc = _info(ns, "truncation", jnp.zeros_like(done)).astype(jnp.float32) * done
             ep = ep_steps + 1
             d = ns.done.astype(bool)
-
-            def sel(a, b):
-                return jnp.where(d.reshape(d.shape + (1,) * (a.ndim - 1)), a, b)
-
-            next_state = jax.tree_util.tree_map(sel, reset_states, ns)
+            next_state = where_done(d, reset_states, ns)
             if self.window_len:
-                window = sel(jnp.repeat(reset_exc[:, None], self.window_len, axis=1), window)
+                window = where_done(d, jnp.repeat(reset_exc[:, None], self.window_len, axis=1), window)
             m = ns.metrics
             tr = {"obs": obs, "u0": u0, "u1": u1, "log_prob": lp, "reward": reward * c.reward_scale,
                   "termination": done * (1.0 - trunc), "truncation": trunc, "errors": errors,

@@ -39,8 +39,9 @@ from flax import struct
 
 from msdiversity.errors import ConfigError
 from msdiversity.learning import adversarial, regularizers
-from msdiversity.learning.common import evaluate_policy, info, reg_weights, split_action, step_costs
-from msdiversity.learning.networks import MLP, QNet, RunningStats, ScalarNet
+from msdiversity.learning.common import (evaluate_policy, exp_weights, info, reg_weights, split_action, step_costs,
+                                         task_reward, where_done)
+from msdiversity.learning.networks import MLP, FlowNet, QNet, RunningStats, ScalarNet
 from msdiversity.learning.regularizers import Regularizers
 
 
@@ -111,18 +112,6 @@ class ReferencePolicy(nn.Module):
         z0 = math.atanh(min(max(2.0 * (self.init_log_std - lo) / (hi - lo) - 1.0, -0.99), 0.99))
         log_std = lo + 0.5 * (hi - lo) * (jnp.tanh(raw + z0) + 1.0)
         return mean + jnp.asarray(self.init_mean, mean.dtype), log_std
-
-
-class VelocityField(nn.Module):
-    """v(s, x, t) (..., d); the output layer starts at zero, so the untrained flow is the identity."""
-
-    hidden: tuple[int, ...]
-    action_size: int
-
-    @nn.compact
-    def __call__(self, obs, x, t):
-        t = jnp.broadcast_to(jnp.asarray(t, x.dtype), x.shape[:-1] + (1,))
-        return MLP(self.hidden, self.action_size, zero_out=True)(jnp.concatenate([obs, x, t], axis=-1))
 
 
 @struct.dataclass
@@ -203,19 +192,13 @@ class QflexTrainer:
         init_mean = jnp.concatenate([jnp.full(self.n_mus, init_x), jnp.zeros(self.n_res)])
         self.ref = ReferencePolicy(tuple(q.hidden), self.nu, init_mean, q.log_std_min, q.log_std_max, q.init_log_std)
         self.qnet = QNet(tuple(q.hidden))
-        self.vfield = VelocityField(tuple(q.hidden), self.nu)
+        self.vfield = FlowNet(tuple(q.hidden), self.nu)  # v(s, x, t); starts at zero (identity flow)
         self.disc = ScalarNet(tuple(c.disc_hidden))
         # plain Adam as published (no gradient clipping: the Q regression's gradients scale with the
         # returns, and clipping them to PPO's max_grad_norm slows Q learning to a crawl)
         self.optimizer = optax.adam(q.learning_rate, b1=q.adam_b1)
         self.disc_optimizer = optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(c.disc_learning_rate))
-        import numpy as np
-
-        w = np.ones(self.n_err) if not c.exp_weights else np.asarray(c.exp_weights, float)
-        if w.shape != (self.n_err,):
-            raise ConfigError(f"expected {self.n_err} weights (one per error {list(env.error_names)}), got {len(w)}",
-                              field="train.exp_weights")
-        self.exp_weights = w
+        self.exp_weights = exp_weights(env, c)
         self.window_len = c.synergy_window if c.synergy_rank > 0 else 0
         per_it = c.num_envs * c.unroll_length
         self.capacity = int(math.ceil(q.buffer_size / per_it) * per_it)
@@ -283,10 +266,7 @@ class QflexTrainer:
 
     # ---- rewards --------------------------------------------------------------------------
     def task_reward(self, disc_params, errors):
-        c = self.config
-        if c.reward == "adversarial":
-            return adversarial.adversarial_reward(self.disc.apply(disc_params, errors), c.reward_clip)
-        return adversarial.exp_reward(errors, self.exp_weights, c.exp_scale)
+        return task_reward(self.config, self.disc.apply, disc_params, errors, self.exp_weights)
 
     # ---- collection -----------------------------------------------------------------------
     def _collect(self, ts: QflexState, reg: Regularizers, key):
@@ -315,13 +295,9 @@ class QflexTrainer:
             trunc = info(ns, "truncation", jnp.zeros_like(done)).astype(jnp.float32) * done
             d = ns.done.astype(bool)
             ep = ep_steps + 1
-
-            def sel(a, b):
-                return jnp.where(d.reshape(d.shape + (1,) * (a.ndim - 1)), a, b)
-
-            nxt = jax.tree_util.tree_map(sel, resets, ns)
+            nxt = where_done(d, resets, ns)
             if self.window_len:
-                window = sel(jnp.repeat(reset_exc[:, None], self.window_len, axis=1), window)
+                window = where_done(d, jnp.repeat(reset_exc[:, None], self.window_len, axis=1), window)
             m = ns.metrics
             tr = {"obs": obs, "action": x, "next_obs": ns.obs, "termination": done * (1.0 - trunc),
                   "errors": errors, "cost": wcost, "done": done, "ep_len": ep.astype(jnp.float32) * done,
