@@ -1,4 +1,4 @@
-"""Command line: `msdiversity models | motion | bench | train | record | analyze | report | run`.
+"""Command line: `msdiversity models | motion | emg | bench | train | record | analyze | report | run`.
 
 Sub-commands live next to their code (`msdiversity/<area>/cli.py`) and are imported lazily so that
 `msdiversity --help` and `msdiversity models` start quickly. User errors print one line and exit 2;
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 import typer
 
@@ -57,6 +58,7 @@ def _render(table) -> str:
 _SUBAPPS = [
     ("msdiversity.motions.cli", "app", "motion"),
     ("msdiversity.bench", "app", "bench"),
+    ("msdiversity.emg.cli", "app", "emg"),
 ]
 _COMMANDS = [
     ("msdiversity.ensemble.cli", "train", "train"),
@@ -86,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     _wire()
+    if not debug:  # a warning is one line (category: message), not the source line that raised it
+        warnings.formatwarning = _one_line_warning
     try:
-        app(argv, standalone_mode=False)
+        rv = app(argv, standalone_mode=False)
     except MsdError as e:
         if debug:
             raise
@@ -106,7 +110,16 @@ def main(argv: list[str] | None = None) -> int:
             raise
         typer.echo(f"error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)
         return 1
+    # typer (standalone_mode=False) turns Ctrl-C into a returned 130 rather than raising it
+    if isinstance(rv, int) and not isinstance(rv, bool) and rv:
+        if rv == 130:
+            typer.echo("interrupted", err=True)
+        return rv
     return 0
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {category.__name__}: {message}\n"
 
 
 if __name__ == "__main__":

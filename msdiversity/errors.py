@@ -34,7 +34,24 @@ class InputError(MsdError):
 
 
 class ConfigError(InputError):
-    """Bad experiment file or option."""
+    """Bad experiment file or option. For a `.toml` file and a `section.key` field without a given
+    line, the line is looked up in the file (tomllib keeps no positions)."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None,
+                 field: str | None = None):
+        if line is None and field and path is not None and str(path).endswith(".toml"):
+            from msdiversity.config import toml_line_of
+
+            line = toml_line_of(path, field)
+        super().__init__(message, path=path, line=line, field=field)
+
+
+class ResultsLocked(MsdError):
+    """Another process is writing the same results folder."""
+
+
+class TrainingDiverged(MsdError):
+    """A member's losses or parameters became non-finite: training stopped."""
 
 
 class ModelError(MsdError):

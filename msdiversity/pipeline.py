@@ -37,9 +37,9 @@ from typing import Any
 
 import typer
 
-from msdiversity.config import Experiment, load_experiment
+from msdiversity.config import Experiment, load_experiment, validate_name
 from msdiversity.errors import ConfigError
-from msdiversity.util.io import file_digest, write_text_atomic
+from msdiversity.util.io import file_digest, results_lock, write_text_atomic
 
 STAGES_FILE = "stages.json"
 
@@ -310,8 +310,46 @@ def apply_overrides(exp: Experiment, *, model: str | None = None, motion: str | 
 
         tc = esection(TrainConfig, Experiment(exp.name, exp.path, sections), "train")
         sections["train"]["iterations"] = max(1, math.ceil(steps / (tc.num_envs * tc.unroll_length)))
+    if name is not None:
+        validate_name(name, field="--name")
     new_name = name or (f"{exp.name}-{override_suffix(given)}" if given else exp.name)
-    return Experiment(new_name, exp.path, sections), given
+    return Experiment(validate_name(new_name[:128], exp.path), exp.path, sections), given
+
+
+REPORT_KEYS = ("title",)
+
+
+def validate_experiment(exp: Experiment) -> None:
+    """Check every section of `exp` (keys, types, value rules of `msdiversity.config.RULES`, the
+    stages' own checks, user files named) before any stage runs or any folder is made, so a bad
+    `[record]`/`[analysis]`/`[report]` value fails in seconds, not after training."""
+    from msdiversity.analysis.core import AnalysisConfig
+    from msdiversity.emulator import EnvConfig
+    from msdiversity.ensemble.build import _resolve, check_motion_options
+    from msdiversity.ensemble.config import EnsembleConfig, ModelSection, MotionSection, expand_members, section
+    from msdiversity.learning import QflexConfig, TrainConfig
+    from msdiversity.recording.recorder import RecordConfig
+
+    section(TrainConfig, exp, "train").validate(exp.path)
+    section(QflexConfig, exp, "qflex").validate(exp.path)
+    expand_members(section(EnsembleConfig, exp, "ensemble"), exp.path)
+    section(ModelSection, exp, "model")
+    mo = section(MotionSection, exp, "motion")
+    check_motion_options(mo, exp)
+    for key in ("source", "grf"):
+        v = getattr(mo, key)
+        if v is not None and v != "synthetic" and not Path(_resolve(v, exp)).is_file():
+            raise ConfigError(f"file not found: {v} (relative paths are relative to the experiment file's folder)",
+                              path=exp.path, field=f"motion.{key}")
+    section(EnvConfig, exp, "env")
+    section(RecordConfig, exp, "record")
+    section(AnalysisConfig, exp, "analysis")
+    opts = exp.section("report")
+    unknown = sorted(set(opts) - set(REPORT_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown key; expected one of {list(REPORT_KEYS)}", path=exp.path, field=f"report.{unknown[0]}")
+    if "title" in opts and not isinstance(opts["title"], str):
+        raise ConfigError(f"expected a string, got {opts['title']!r}", path=exp.path, field="report.title")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -362,11 +400,7 @@ def _analyze(ctx: Context) -> None:
 def _report(ctx: Context) -> None:
     from msdiversity.report.build import build_report, load_inputs
 
-    opts = ctx.experiment.section("report")
-    unknown = set(opts) - {"title"}
-    if unknown:
-        raise ConfigError(f"unknown key(s) {sorted(unknown)}; expected 'title'", path=ctx.experiment.path,
-                          field="report")
+    opts = ctx.experiment.section("report")  # checked by validate_experiment
     build_report(load_inputs(ctx.results_dir), ctx.report_path, title=opts.get("title"))
 
 
@@ -419,13 +453,22 @@ def run(
     bad = [s for s in force_stage if s not in names]
     if bad:
         raise ConfigError(f"unknown stage(s) {bad}; expected any of {names}", field="--force-stage")
+    validate_experiment(exp)  # before any folder is made or any stage runs
     ctx = Context(experiment=exp, results_dir=exp.results_dir, report_path=exp.report_path)
     console.print(f"[bold]msdiversity run[/] {exp.name}" + (f" (overrides: {given})" if given else "")
                   + f" -> {ctx.results_dir}/")
     t0 = time.perf_counter()
-    with make_progress() as progress:
-        results = run_stages(default_stages(), ctx, force=force, force_stages=tuple(force_stage), progress=progress,
-                             on_event=lambda s: progress.console.print(f"  {s}"))
+    from msdiversity.physics.cpu import mujoco_warnings
+
+    # one process per results folder; MuJoCo's warnings counted into the folder's log
+    with results_lock(ctx.results_dir), mujoco_warnings(ctx.results_dir / "MUJOCO_LOG.TXT") as (mjw, _):
+        try:
+            with make_progress() as progress:
+                results = run_stages(default_stages(), ctx, force=force, force_stages=tuple(force_stage),
+                                     progress=progress, on_event=lambda s: progress.console.print(f"  {s}"))
+        finally:
+            if mjw.count:
+                console.print(f"[yellow]{mjw.summary()}[/]")
     if check:
         from msdiversity.report.cli import check_in_browser
 

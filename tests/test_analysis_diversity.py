@@ -94,10 +94,15 @@ def test_specificity_planted_offsets():
     rec["body_pos"][2, 0, :, :, 2] += 0.03  # 3 cm up
     bw = 70.0 * 9.81
     rec["grf"][:] = rec["grf_ref"].values
-    rec["grf"][2, 0, :, 0, 2] += 0.05 * bw  # +5 % BW on one channel of 6
+    rec["grf"][2, 0, :, 0, 2] += 0.05 * bw  # +5 % BW on the right foot's vertical force
     spec = specificity(rec, prepare(rec))
     np.testing.assert_allclose(spec["spec_joint_rmse_deg"].values, [0, 2, 0], atol=1e-9)
     np.testing.assert_allclose(spec["spec_body_err_cm"].values, [0, 0, 3], atol=1e-9)
-    np.testing.assert_allclose(spec["spec_grf_rmse_pct_bw"].values, [0, 0, 5 / np.sqrt(6)], atol=1e-9)
+    # per component, pooled over the two feet: the vertical error is 5 / sqrt(2) % BW, not diluted by
+    # the four error-free horizontal channels (5 / sqrt(6) when all 6 channels were pooled)
+    np.testing.assert_allclose(spec["spec_grf_vertical_rmse_pct_bw"].values, [0, 0, 5 / np.sqrt(2)], atol=1e-9)
+    np.testing.assert_allclose(spec["spec_grf_rmse_pct_bw"].values, [0, 0, 5 / np.sqrt(2)], atol=1e-9)
+    np.testing.assert_allclose(spec["spec_grf_rmse_axis_pct_bw"].sel(member=2).values, [0, 0, 5 / np.sqrt(2)],
+                               atol=1e-9)
     assert spec["spec_grf_corr"].values[0] == pytest.approx(1.0)
     assert spec.attrs["grf_reference"] == "reference"

@@ -73,6 +73,9 @@ def test_analyze_with_baselines_on_myoelbow_2dof():
     rec["qpos_ref"] = (("time", "joint"), qref)
     rec["ref_qpos_full"] = (("time", "qpos_index"), qref)
     rec.attrs["model"] = "myoelbow_2dof"
+    # members track the new reference (0.5 deg noise), so they are compared
+    rng = np.random.default_rng(1)
+    rec["qpos"][:] = qref[None, None] + np.deg2rad(0.5) * rng.standard_normal(rec["qpos"].shape)
     # Put the members' activations at the static-optimisation solution (plus small noise): inside the band.
     qpos, qvel, qacc = reference_state(lm.model, qref, 0.02)
     prob = muscle_problem(lm.model, qpos, qvel, qacc, muscle_ids(lm.model))

@@ -18,7 +18,8 @@ Dimensions and coordinates
 |---|---|---|
 | `member`, `member_b` | member ids (int); both also carry `seed`, `effort_exponent`, ... copied from the recording on `member` | pairwise matrices are (member, member_b) |
 | `trial` | 0..K | 0 = deterministic (mean action), 1..K stochastic |
-| `phase` | 0, 1, ..., 100 (% of the recorded duration; 101 samples) | time normalisation; coord `phase_time` (s) gives the matching time |
+| `phase` | 0, 1, ..., 100 (% gait cycle when the reference GRF has complete cycles, else % of the recorded duration; 101 samples) | attr `phase_normalisation` says which; coord `phase_time` (s) gives the matching time (first cycle) |
+| `emg_channel`, `classical` | EMG channel labels (coord `emg_muscles`) / classical file stems | `cmp_` comparisons with EMG and OpenSim solutions (`msdiversity.analysis.external`, docs/METHODS_emg.md) |
 | `time` | s (the recording's frames) | only for `base_id_torque` |
 | `muscle` | muscle names | |
 | `joint` | scalar joint names (rotational *and* slide joints; rotational used for degrees) | |

@@ -49,13 +49,18 @@ def run_analysis(recording_path: Path, out_path: Path, config=None, show_progres
     else:
         ds = analyze_recording(rec, cfg)
     save_analysis(ds, out_path)
-    idx = ds["div_index"].values
     row = {str(t): float(p) for t, p in zip(ds["test"].values, ds["stat_p"].values)}
-    console.print(
-        f"analysis: {ds.sizes['member']} members ({ds.attrs.get('n_members_matched', ds.sizes['member'])} compared), joint RMSE {float(ds['spec_joint_rmse_deg'].mean()):.2f} deg, "
-        f"diversity index {idx[0]:.2f} [{idx[1]:.2f}, {idx[2]:.2f}], k={int(ds['syn_k_common'])}, "
-        f"families={int(ds['emb_n_families'])}, p(act>ext)={row.get('act_vs_external', float('nan')):.3g} "
-        f"in {time.perf_counter() - t0:.1f} s -> {out_path}")
+    head = (f"analysis: {ds.sizes['member']} members ({ds.attrs.get('n_members_matched', ds.sizes['member'])} compared), "
+            f"joint RMSE {float(ds['spec_joint_rmse_deg'].mean()):.2f} deg, ")
+    if ds.attrs.get("diversity_refused"):
+        body = f"diversity NOT computed ({ds.attrs['diversity_refused']})"
+    else:
+        idx = ds["div_index"].values
+        null = (f", null-space fraction {float(ds['div_null_fraction'][0]):.2f}" if "div_null_fraction" in ds else "")
+        test = next((t for t in ("act_vs_external", "act_vs_kinematics") if t in row), "")
+        body = (f"diversity index {idx[0]:.2f} [{idx[1]:.2f}, {idx[2]:.2f}]{null}, k={int(ds['syn_k_common'])}, "
+                f"families={int(ds['emb_n_families'])}, p({test})={row.get(test, float('nan')):.3g}")
+    console.print(head + body + f" in {time.perf_counter() - t0:.1f} s -> {out_path}")
     return Path(out_path)
 
 

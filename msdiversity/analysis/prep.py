@@ -80,6 +80,14 @@ def joint_is_rotation(rec: xr.Dataset) -> np.ndarray:
         return np.ones(len(names), bool)
 
 
+def wrap_to_reference(q: np.ndarray, qref: np.ndarray, is_rot: np.ndarray) -> np.ndarray:
+    """Hinge angles (rad) moved by whole turns to within ±pi of the reference: q and q ± 2 pi are the
+    same pose, so errors and distances must not count the turn. q (..., T, J), qref (T, J)."""
+    d = q - qref
+    wrapped = qref + (d + np.pi) % (2 * np.pi) - np.pi
+    return np.where(np.asarray(is_rot, bool), wrapped, q)
+
+
 REQUIRED = {"activation": ("member", "trial", "time", "muscle"), "qpos": ("member", "trial", "time", "joint"),
             "qpos_ref": ("time", "joint")}
 
@@ -99,11 +107,14 @@ class Prepared:
     kin: np.ndarray  # (M, K1, P, Jx) tracked joints: deg (hinge) / cm (slide)
     kin_ref: np.ndarray  # (P, Jx) same units
     kin_names: list[str]
+    kin_rot: np.ndarray  # (Jx,) bool: column of `kin` is a hinge (deg); False = slide (cm)
     grf: np.ndarray | None  # (M, K1, P, 2, 3) % body weight
     grf_ref: np.ndarray | None  # (P, 2, 3) % body weight, or None
     is_rot: np.ndarray  # (J,) bool
     tracked: np.ndarray  # (J,) bool
     bw: float | None  # body weight N
+    phase_note: str = "time-normalised over the recording (0-100 %)"  # or % gait cycle (analysis.gaitcycle)
+    cycles: object = None  # analysis.gaitcycle.GaitCycles when phase is % gait cycle
 
 
 def check_recording(rec: xr.Dataset) -> None:
@@ -128,20 +139,28 @@ def prepare(rec: xr.Dataset, n_phase: int = N_PHASE) -> Prepared:
     dead = ~alive[..., None]  # (M, K1, T, 1)
     act_t = np.where(dead, np.nan, np.asarray(rec["activation"].values))
     phase, pt, _, _ = phase_grid(time, n_phase)
+    from msdiversity.analysis.gaitcycle import phase_normaliser  # % gait cycle when the reference GRF has cycles
+
+    norm, phase_note, cycles = phase_normaliser(rec, time, n_phase)
+    if cycles is not None:  # phase_time: the first cycle's times
+        pt = cycles.windows[0, 0] + (cycles.windows[0, 1] - cycles.windows[0, 0]) * phase / 100.0
     is_rot = joint_is_rotation(rec)
     tracked = (np.asarray(rec["tracked_joint"].values, bool) if "tracked_joint" in rec.coords or "tracked_joint" in rec
                else np.ones(rec.sizes["joint"], bool))
     scale = np.where(is_rot, 180.0 / np.pi, 100.0)[tracked]  # deg for hinges, cm for slides
-    q = np.where(dead, np.nan, np.asarray(rec["qpos"].values, float))[..., tracked] * scale
-    qref = np.asarray(rec["qpos_ref"].values, float)[:, tracked] * scale
+    qref_rad = np.asarray(rec["qpos_ref"].values, float)
+    q = wrap_to_reference(np.where(dead, np.nan, np.asarray(rec["qpos"].values, float)), qref_rad, is_rot)
+    q = q[..., tracked] * scale
+    qref = qref_rad[:, tracked] * scale
     grf = grf_ref = bw = None
     if "grf" in rec:
         bw = body_weight_n(rec)
         g = np.where(dead[..., None], np.nan, np.asarray(rec["grf"].values, float)) / bw * 100.0
-        grf = to_phase(g, time, axis=2, n=n_phase)
+        grf = norm(g, 2)
         if "grf_ref" in rec and np.all(np.isfinite(rec["grf_ref"].values)):
-            grf_ref = to_phase(np.asarray(rec["grf_ref"].values, float) / bw * 100.0, time, axis=0, n=n_phase)
-    return Prepared(time=time, phase=phase, phase_time=pt, act_t=act_t, act=to_phase(act_t, time, 2, n_phase),
-                    kin=to_phase(q, time, 2, n_phase), kin_ref=to_phase(qref, time, 0, n_phase),
-                    kin_names=[str(j) for j, t in zip(rec["joint"].values, tracked) if t],
-                    grf=grf, grf_ref=grf_ref, is_rot=is_rot, tracked=tracked, bw=bw)
+            grf_ref = norm(np.asarray(rec["grf_ref"].values, float) / bw * 100.0, 0)
+    return Prepared(time=time, phase=phase, phase_time=pt, act_t=act_t, act=norm(act_t, 2),
+                    kin=norm(q, 2), kin_ref=norm(qref, 0),
+                    kin_names=[str(j) for j, t in zip(rec["joint"].values, tracked) if t], kin_rot=is_rot[tracked],
+                    grf=grf, grf_ref=grf_ref, is_rot=is_rot, tracked=tracked, bw=bw, phase_note=phase_note,
+                    cycles=cycles)

@@ -30,6 +30,24 @@ class TestResult:
     statistic_name: str
     effect_name: str
     description: str
+    min_p: float = float("nan")  # smallest p-value the test can return with this n (exact enumeration)
+    note: str = ""  # caveat to print with the result ("" when none)
+
+
+def small_n_note(min_p: float, n: int, alpha: float = 0.05) -> str:
+    """A caveat when the test cannot reach `alpha` at all with n units (e.g. 2 members: p >= 0.25)."""
+    if np.isfinite(min_p) and min_p > alpha:
+        return (f"with n = {n} the smallest attainable p is {min_p:.3g} > {alpha:g}: this test cannot detect "
+                "an effect; use more members")
+    return ""
+
+
+def not_computed(name: str, reason: str, statistic_name: str = "mean difference",
+                 effect_name: str = "Cohen's d_z") -> TestResult:
+    """A table row for a test that was refused (NaN numbers, the reason in `note`)."""
+    nan = float("nan")
+    return TestResult(name, 0, nan, nan, nan, nan, nan, statistic_name, effect_name, "not computed", nan,
+                      "not computed: " + reason)
 
 
 def _rng(seed) -> np.random.Generator:
@@ -101,8 +119,15 @@ def sign_flip_test(seed, d: np.ndarray, n_perm: int = 10000, alternative: str = 
         raise ValueError(f"alternative must be greater/less/two-sided, got {alternative!r}")
     p = hits / null.size if exact else (1 + hits) / (1 + null.size)
     lo, hi = bootstrap_ci(rng, d, cohen_dz, n_boot=n_boot)
+    # one-sided: only the identity pattern (and any ties) can reach the largest mean; two-sided doubles it
+    min_p = (2.0 if alternative == "two-sided" else 1.0) / 2 ** n if exact else 1.0 / (1 + null.size)
+    note = small_n_note(min_p, n)
+    if note:
+        import warnings
+
+        warnings.warn(f"{name}: {note}", stacklevel=2)
     return TestResult(name, n, float(obs), float(p), cohen_dz(d), lo, hi, "mean difference", "Cohen's d_z",
-                      description)
+                      description, float(min(min_p, 1.0)), note)
 
 
 def two_sample_test(seed, x: np.ndarray, y: np.ndarray, n_perm: int = 10000, alternative: str = "greater",
@@ -144,15 +169,16 @@ def results_to_dataset(results: list[TestResult]) -> xr.Dataset:
     ds = xr.Dataset(coords={"test": names})
     num = {"n": ("count (independent units)", "stat_n"), "statistic": ("see stat_statistic_name", "stat_statistic"),
            "p": ("1", "stat_p"), "effect_size": ("1", "stat_effect_size"), "ci_low": ("1", "stat_ci_low"),
-           "ci_high": ("1", "stat_ci_high")}
+           "ci_high": ("1", "stat_ci_high"), "min_p": ("1", "stat_min_p")}
     for field, (units, var) in num.items():
         dtype = int if field == "n" else float
         ds[var] = ("test", np.array([getattr(r, field) for r in results], dtype=dtype))
         ds[var].attrs["units"] = units
-    for field in ("statistic_name", "effect_name", "description"):
+    for field in ("statistic_name", "effect_name", "description", "note"):
         ds[f"stat_{field}"] = ("test", np.array([getattr(r, field) for r in results], dtype=object).astype(str))
         ds[f"stat_{field}"].attrs["units"] = ""
     ds["stat_p"].attrs["long_name"] = "one-sided permutation p-value"
+    ds["stat_min_p"].attrs["long_name"] = "smallest p-value attainable with this n"
     ds["stat_ci_low"].attrs["long_name"] = "95% bootstrap CI of the effect size, lower"
     ds["stat_ci_high"].attrs["long_name"] = "95% bootstrap CI of the effect size, upper"
     return ds

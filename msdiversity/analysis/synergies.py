@@ -6,22 +6,37 @@ concatenated; activations are already on a common 0..1 scale, so muscles are not
 W (k, muscles) synergy vectors of unit norm and C (samples, k) ≥ 0 coefficients. scikit-learn's
 `NMF` (coordinate descent, NNDSVDa init) fits it; note sklearn names C `W` and W `components_`.
 
-- VAF(k) = 1 - ‖A - C W‖² / ‖A‖² (uncentred, the usual definition in the synergy literature).
-- k chosen = smallest k with VAF ≥ threshold (default 0.90); elbow = k of maximal distance between
-  the VAF curve and the chord joining its ends (a check, reported alongside).
+- Tonic activity: a constant level in a muscle is explained by any synergy that includes it and
+  inflates the uncentred VAF, so fewer synergies seem to suffice (a true k = 3 read as 2 with a
+  tonic level of 0.1). With `remove_tonic` (default) each member's per-muscle tonic level (5th
+  percentile over its samples, `syn_tonic`) is subtracted (clipped at 0) before the factorisation.
+- VAF(k) = 1 - ‖A - C W‖² / ‖A‖² (uncentred, the usual definition in the synergy literature);
+  per-muscle VAF_i(k) = 1 - ‖A_i - (C W)_i‖² / ‖A_i‖².
+- k chosen = smallest k with VAF ≥ threshold (default 0.90) *and* VAF_i ≥ `vaf_muscle_threshold`
+  (default 0.75, Torres-Oviedo & Ting 2007) for every active muscle (RMS ≥ 5 % of the largest
+  muscle's, so a silent muscle's noise does not set k); `syn_k_chosen_global` is the global-only
+  criterion. Members without data (all NaN) get k = -1 and NaN elsewhere. Elbow = k of maximal
+  distance between the VAF curve and the chord joining its ends (a check, reported alongside).
 - Matching: cosine similarity matrix between two members' synergy vectors, optimal one-to-one
   assignment by `scipy.optimize.linear_sum_assignment`; similarity = mean matched cosine.
 - Cross-reconstruction VAF(a -> b): member b's activations with member a's W fixed, C refit by
   non-negative least squares (batched coordinate descent, exact NNLS at convergence).
-- Shared-vs-specific test: the observed mean matched cosine over member pairs is compared with a
-  null in which every synergy vector's muscle weights are shuffled independently (same weight
-  distribution, no muscle correspondence). p = (1 + #{null ≥ obs}) / (1 + N); effect size
-  z = (obs - mean null) / SD null. A matched synergy counts as *shared* when its cosine exceeds
-  the null's 95th percentile of single matched cosines.
+- Sharing test (`synergies_differ`): held-out cross-validation. Each member's synergies (k common)
+  are fitted on half of its data (trials 0, 2, ...; with a single trial, the even phase samples)
+  and used to reconstruct the other half of its own data (VAF_own) and of every other member's
+  (VAF_cross, C refit by NNLS). d_m = VAF_own,m - mean_{a != m} VAF(W_a -> held-out m): the
+  reconstruction lost by using another member's synergies. Under shared synergies d_m is about 0
+  (both sets were fitted on independent data); a sign-flip test over members of d_m - 0.01
+  (H1: members lose more than 1 % VAF with each other's synergies; a 2 % perturbation of the
+  weights loses 0.05 %, two families 8 %) tests sharing, not merely structure. A muscle-shuffled null would reject any non-random synergy
+  structure, even two families with different synergy sets; it is kept only to flag single
+  matched synergies as more similar than chance (`syn_shared`: cosine above the null's 95th
+  percentile of single matched cosines).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 
@@ -53,10 +68,70 @@ def nmf_fit(A: np.ndarray, k: int, seed: int = 0, max_iter: int = 400, tol: floa
     return W, C, float(vaf)
 
 
-def choose_k(vaf: np.ndarray, threshold: float) -> int:
-    """Smallest k (1-based) with VAF ≥ threshold; the largest k tried when none reaches it."""
-    ok = np.flatnonzero(np.asarray(vaf) >= threshold)
+def choose_k(vaf: np.ndarray, threshold: float, vaf_muscle: np.ndarray | None = None,
+             muscle_threshold: float = 0.0) -> int:
+    """Smallest k (1-based) with VAF ≥ threshold and (when given) every per-muscle VAF ≥
+    muscle_threshold (vaf_muscle (k, active muscles)); the largest k tried when none reaches it;
+    -1 when the VAF curve is all NaN (no data)."""
+    vaf = np.asarray(vaf, float)
+    if not np.isfinite(vaf).any():
+        return -1
+    ok = vaf >= threshold
+    if vaf_muscle is not None and vaf_muscle.size:
+        ok &= np.all(np.nan_to_num(vaf_muscle, nan=1.0) >= muscle_threshold, axis=1)
+    ok = np.flatnonzero(ok)
     return int(ok[0] + 1) if ok.size else len(vaf)
+
+
+ACTIVE_MUSCLE_RMS = 0.05  # muscles below this fraction of the largest RMS do not set k
+
+
+def tonic_level(A: np.ndarray, q: float = 5.0) -> np.ndarray:
+    """Per-muscle tonic level: the q-th percentile over samples of A (n, muscles), NaN rows ignored."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        t = np.nanpercentile(A, q, axis=0)
+    return np.where(np.isfinite(t), np.clip(t, 0.0, None), 0.0)
+
+
+def cross_vaf(A: np.ndarray, Ws: np.ndarray) -> np.ndarray:
+    """VAF of each member's data A (M_b, n, NM) with each member's synergies Ws (M_a, k, NM) fixed
+    and C refit by NNLS -> (M_a, M_b)."""
+    B = np.matmul(A[None], Ws.transpose(0, 2, 1)[:, None])  # (M_a, M_b, n, k) = A_b W_a^T
+    G = np.matmul(Ws, Ws.transpose(0, 2, 1))[:, None]  # (M_a, 1, k, k)
+    H = nnls_batched(B, G)
+    tot = np.sum(A ** 2, axis=(1, 2))  # (M,)
+    # ||A_b - H W_a||^2 = ||A_b||^2 - 2 <H, B> + <H G, H>
+    resid = tot[None, :] - 2 * np.sum(H * B, axis=(2, 3)) + np.sum(np.matmul(H, G) * H, axis=(2, 3))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1.0 - resid / tot[None, :]
+
+
+SHARE_TOLERANCE_VAF = 0.01  # VAF a member may lose with another's synergies and still count as sharing
+
+
+def sharing_test(seed, A: np.ndarray, K1: int, P: int, k: int, n_perm: int = 10000,
+                 tolerance: float = SHARE_TOLERANCE_VAF):
+    """Held-out cross-validation test of shared synergies (module docstring). A (M, K1*P, NM)."""
+    from msdiversity.analysis.stats import sign_flip_test
+
+    M = A.shape[0]
+    rows = np.arange(K1 * P).reshape(K1, P)
+    if K1 >= 2:
+        fit, test, how = rows[0::2].ravel(), rows[1::2].ravel(), "trials 0, 2, ... vs 1, 3, ..."
+    else:
+        fit, test, how = rows[:, 0::2].ravel(), rows[:, 1::2].ravel(), "even vs odd phase samples (single trial)"
+    Wf = np.stack([nmf_fit(A[m, fit], k, seed=int(seed) + m)[0] for m in range(M)])
+    cv = cross_vaf(A[:, test], Wf)  # (M_a, M_b)
+    own = np.diag(cv)
+    others = (cv.sum(0) - own) / max(M - 1, 1)
+    d = own - others
+    desc = ("sign-flip test over members of d_m - tol, d_m = held-out VAF with own synergies - mean held-out VAF "
+            f"with other members' synergies ({how}), tol = {tolerance:g}; H1: synergies differ between members "
+            f"by more than tol VAF (H0: shared within tol)")
+    r = sign_flip_test(seed, d - tolerance, n_perm, "greater", "synergies_differ", desc, n_boot=1000)
+    return dataclasses.replace(r, statistic=float(np.mean(d)),
+                               statistic_name="mean VAF lost with another member's synergies"), d
 
 
 def elbow_k(vaf: np.ndarray) -> int:
@@ -115,15 +190,37 @@ def mean_matched_cosines(Ws: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     return out
 
 
+def _reindex(ds: xr.Dataset, ids: np.ndarray, ids_all: np.ndarray) -> xr.Dataset:
+    """Results computed on members `ids` onto `ids_all` (NaN, False, -1 for the others)."""
+    fill = {v: (False if ds[v].dtype == bool else -1 if ds[v].dtype.kind in "iu" else np.nan) for v in ds.data_vars}
+    return ds.reindex({d: ids_all for d in ("member", "member_b") if d in ds.dims}, fill_value=fill)
+
+
 def synergies(seed, rec: xr.Dataset, act: np.ndarray, phase: np.ndarray, k_max: int = 8,
-              vaf_threshold: float = 0.90, n_null: int = 200, max_null_pairs: int = 300,
+              vaf_threshold: float = 0.90, vaf_muscle_threshold: float = 0.75, remove_tonic: bool = True,
+              n_null: int = 200, max_null_pairs: int = 300, n_perm: int = 10000,
               progress=None) -> tuple[xr.Dataset, TestResult]:
     """All synergy outputs. act: (M, K1, P, NM) time-normalised activations (NaN = dead frames)."""
-    rng = np.random.default_rng(seed)
     M, K1, P, NM = act.shape
+    has_data = np.array([np.nansum(np.abs(act[m])) > 0 for m in range(M)])
+    if not has_data.all():  # members without any data: compute on the others, report -1 / NaN for them
+        keep = np.flatnonzero(has_data)
+        if keep.size == 0:
+            from msdiversity.errors import InputError
+
+            raise InputError("no member has any finite, non-zero activation", field="activation")
+        ds, test = synergies(seed, rec.isel(member=keep), act[keep], phase, k_max, vaf_threshold,
+                             vaf_muscle_threshold, remove_tonic, n_null, max_null_pairs, n_perm, progress)
+        return _reindex(ds, rec["member"].values[keep], rec["member"].values), test
+    rng = np.random.default_rng(seed)
     k_max = int(max(1, min(k_max, NM, K1 * P)))
-    A = np.clip(np.nan_to_num(act.reshape(M, K1 * P, NM)), 0, None)  # dead frames -> 0 rows (no effect)
+    A = act.reshape(M, K1 * P, NM)
+    tonic = np.stack([tonic_level(A[m]) for m in range(M)]) if remove_tonic else np.zeros((M, NM))
+    A = np.clip(np.nan_to_num(A - tonic[:, None]), 0, None)  # dead frames -> 0 rows (no effect)
+    rms = np.sqrt(np.mean(A ** 2, axis=1))  # (M, NM)
+    active = rms >= ACTIVE_MUSCLE_RMS * rms.max(axis=1, keepdims=True)
     vaf = np.full((M, k_max), np.nan)
+    vaf_mus = np.full((M, k_max, NM), np.nan)
     fits: list[dict[int, tuple]] = []
     # Single-threaded BLAS: these matrices are small, and threading them was 4x slower here (measured).
     with threadpool_limits(limits=1, user_api="blas"):
@@ -132,11 +229,15 @@ def synergies(seed, rec: xr.Dataset, act: np.ndarray, phase: np.ndarray, k_max: 
             for k in range(1, k_max + 1):
                 W, C, v = nmf_fit(A[m], k, seed=int(seed) + m)
                 vaf[m, k - 1] = v
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    vaf_mus[m, k - 1] = 1.0 - np.sum((A[m] - C @ W) ** 2, 0) / np.sum(A[m] ** 2, 0)
                 fm[k] = (W, C)
             fits.append(fm)
             if progress is not None:
                 progress(m + 1, M)
-    k_chosen = np.array([choose_k(vaf[m], vaf_threshold) for m in range(M)])
+    k_chosen = np.array([choose_k(vaf[m], vaf_threshold, vaf_mus[m][:, active[m]], vaf_muscle_threshold)
+                         for m in range(M)])
+    k_global = np.array([choose_k(vaf[m], vaf_threshold) for m in range(M)])
     k_elbow = np.array([elbow_k(vaf[m]) for m in range(M)])
     kc = int(min(k_max, math.ceil(np.median(k_chosen))))
     Ws = np.stack([fits[m][kc][0] for m in range(M)])  # (M, k, NM)
@@ -161,48 +262,29 @@ def synergies(seed, rec: xr.Dataset, act: np.ndarray, phase: np.ndarray, k_max: 
         H_al[m] = np.where(alive0[m][None], Cs[m][:P, perm].T, np.nan)
 
     # Cross-reconstruction VAF (a's W, b's data): batched NNLS.
-    B = np.matmul(A[None], Ws.transpose(0, 2, 1)[:, None])  # (M_a, M_b, n, k) = A_b W_a^T
-    G = np.matmul(Ws, Ws.transpose(0, 2, 1))[:, None]  # (M_a, 1, k, k)
-    H = nnls_batched(B, G)
-    tot = np.sum(A ** 2, axis=(1, 2))  # (M,)
-    # ||A_b - H W_a||^2 = ||A_b||^2 - 2 <H, B> + <H G, H>
-    resid = tot[None, :] - 2 * np.sum(H * B, axis=(2, 3)) + np.sum(np.matmul(H, G) * H, axis=(2, 3))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cross = 1.0 - resid / tot[None, :]
+    cross = cross_vaf(A, Ws)
 
-    # Shuffled null for shared-vs-specific.
-    obs = float(cosm[iu[:, 0], iu[:, 1]].mean()) if len(iu) else float("nan")
-    null_means = np.empty(n_null)
+    # Muscle-shuffled null: only to flag single matched synergies as more similar than chance.
     null_single = []
     for i in range(n_null):
         sh = np.take_along_axis(Ws, np.argsort(rng.random(Ws.shape), axis=-1), axis=-1)
         pairs = iu if len(iu) <= max_null_pairs else iu[rng.choice(len(iu), max_null_pairs, replace=False)]
-        c = mean_matched_cosines(sh, pairs)
-        null_means[i] = c.mean()
-        null_single.append(c.ravel())
-    null_single = np.concatenate(null_single)
-    p95 = float(np.quantile(null_single, 0.95))
-    p = (1 + np.sum(null_means >= obs)) / (1 + n_null)
-    sd = null_means.std(ddof=1)
-    z = (obs - null_means.mean()) / sd if sd > 0 else float("inf")
-    boots = []
-    for _ in range(1000):
-        idx = rng.integers(0, M, M)
-        sub = cosm[np.ix_(idx, idx)][idx[:, None] != idx[None, :]]
-        if sub.size:
-            boots.append((sub.mean() - null_means.mean()) / sd if sd > 0 else np.nan)
-    boots = np.asarray(boots)
-    boots = boots[np.isfinite(boots)]
-    lo, hi = (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))) if boots.size else (np.nan, np.nan)
-    test = TestResult("synergies_shared", M, obs, float(p), float(z), lo, hi, "mean matched cosine",
-                      "z vs shuffled null",
-                      f"mean matched synergy cosine across member pairs vs {n_null} muscle-shuffled nulls")
+        null_single.append(mean_matched_cosines(sh, pairs).ravel())
+    p95 = float(np.quantile(np.concatenate(null_single), 0.95)) if null_single and len(iu) else float("nan")
+    test, _ = sharing_test(int(seed) + 7, A, K1, P, kc, n_perm)
 
     members = rec["member"].values
     out = xr.Dataset(coords={"member": members, "member_b": members, "k": np.arange(1, k_max + 1),
                              "synergy": np.arange(kc), "muscle": rec["muscle"].values, "phase": phase})
     out["syn_vaf"] = (("member", "k"), vaf, {"units": "1", "long_name": "VAF of NMF with k synergies"})
-    out["syn_k_chosen"] = ("member", k_chosen, {"units": "1", "vaf_threshold": vaf_threshold})
+    out["syn_vaf_muscle"] = (("member", "k", "muscle"), vaf_mus, {"units": "1", "long_name": "per-muscle VAF"})
+    out["syn_muscle_active"] = (("member", "muscle"), active, {
+        "units": "1", "long_name": f"muscle RMS >= {ACTIVE_MUSCLE_RMS:g} x the largest (per-muscle VAF applies)"})
+    out["syn_tonic"] = (("member", "muscle"), tonic, {"units": "1", "long_name": "tonic level removed before NMF"})
+    out["syn_k_chosen"] = ("member", k_chosen, {"units": "1", "vaf_threshold": vaf_threshold,
+                                                "vaf_muscle_threshold": vaf_muscle_threshold,
+                                                "long_name": "smallest k with VAF and every active muscle's VAF above threshold"})
+    out["syn_k_chosen_global"] = ("member", k_global, {"units": "1", "long_name": "smallest k with global VAF >= threshold"})
     out["syn_k_elbow"] = ("member", k_elbow, {"units": "1"})
     out["syn_k_common"] = ((), kc, {"units": "1", "long_name": "k used for matching (median chosen k, rounded up)"})
     out["syn_W"] = (("member", "synergy", "muscle"), W_al, {"units": "1", "long_name": "unit-norm synergy vectors",

@@ -67,6 +67,8 @@ def synthetic_recording(
     with_grf: bool = True,
     with_forces: bool = True,
     identical_members: bool = False,
+    continuum: bool = False,
+    tonic: float = 0.0,
     dt: float = 0.01,
     body_mass_kg: float = 70.0,
     dtype=np.float64,
@@ -82,6 +84,9 @@ def synthetic_recording(
         act_member_sd: member-specific multiplicative perturbation of synergy weights (0 = none).
         trial_noise: SD of additive activation noise per trial (trial 0 gets half of it).
         identical_members: every member is a copy of member 0 (trials still differ).
+        continuum: no families; member m's synergies are the normalised mix (1 - u) base + u other
+            with u evenly spaced in [0, family_mix] over members (a continuum of solutions).
+        tonic: constant activation added to every muscle (before the final scaling).
 
     Returns:
         Dataset with the variables and coords of the recording contract, plus `planted_W`
@@ -105,15 +110,22 @@ def synthetic_recording(
         fam_w.append(w / np.linalg.norm(w, axis=1, keepdims=True))
     fam_w = np.stack(fam_w)  # (families, k, muscles)
     family = np.arange(M) % n_families
+    if continuum:
+        other = planted_synergies(seed + 101, NM, k_true)
+        u = np.linspace(0.0, family_mix, M)
+        cont_w = [(1 - x) * base + x * other for x in u]
+        cont_w = [w / np.linalg.norm(w, axis=1, keepdims=True) for w in cont_w]
+        family = np.zeros(M, int)
     h_common = _smooth_bumps(rng, T, k_true)  # (time, k): the motion needs the same timing
 
     act = np.empty((M, K1, T, NM), dtype)
     for m in range(M):
         src = 0 if identical_members else m
         mrng = np.random.default_rng([seed, src])
-        w = fam_w[family[src]] * np.exp(act_member_sd * mrng.standard_normal((k_true, NM)))
+        w0 = cont_w[src] if continuum else fam_w[family[src]]
+        w = w0 * np.exp(act_member_sd * mrng.standard_normal((k_true, NM)))
         h = h_common * np.exp(0.1 * act_member_sd * mrng.standard_normal(k_true))  # (time, k)
-        pattern = h @ w  # (time, muscles)
+        pattern = h @ w + tonic  # (time, muscles)
         for tr in range(K1):
             noise = trial_noise * (0.5 if tr == 0 else 1.0)
             act[m, tr] = pattern + noise * rng.standard_normal((T, NM))
@@ -183,4 +195,38 @@ def synthetic_recording(
                     config=json.dumps({"seed": seed}), dt=dt, body_mass_kg=body_mass_kg, gravity=9.81,
                     msdiversity_version="synthetic", units=json.dumps(units), planted_k=k_true,
                     planted_n_families=n_families)
+    return ds
+
+
+def linear_system_recording(seed: int = 0, n_members: int = 10, n_trials: int = 5, n_time: int = 200,
+                            n_muscles: int = 6, member_sd: float = 0.05, trial_noise: float = 0.02,
+                            lowpass_alpha: float = 0.0, dt: float = 0.01) -> xr.Dataset:
+    """Planted system in which activations fully determine movement: joint angles (rad) are a fixed
+    orthogonal mix B of the activations, optionally first-order low-pass filtered (y_t = α y_{t-1} +
+    (1 - α) x_t, as a body filters muscle excitation). Members differ by smooth activation offsets
+    (`member_sd`, three low-frequency modes); trials add white activation noise (`trial_noise`).
+
+    Truth: the muscles are exactly as diverse as the movement, so a noise-normalised index should
+    read 0.5 whatever `lowpass_alpha` is (with alpha > 0 the kinematic noise is much smoother than
+    the activation noise). No GRF; `n_muscles` joints, all hinges.
+    """
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    M, K1, T, C = n_members, n_trials, n_time, n_muscles
+    t = np.linspace(0.0, 1.0, T)
+    base = 0.3 + 0.2 * np.sin(2 * np.pi * t[:, None] + np.arange(C)[None])  # (T, C)
+    modes = np.stack([np.sin(np.pi * (f + 1) * t) for f in range(3)], 1)  # (T, 3)
+    offs = member_sd * np.einsum("tf,mfc->mtc", modes, rng.standard_normal((M, 3, C)))
+    act = base[None, None] + offs[:, None] + trial_noise * rng.standard_normal((M, K1, T, C))
+    B = np.linalg.qr(rng.standard_normal((C, C)))[0]
+    x = act @ B
+    q = lfilter([1 - lowpass_alpha], [1, -lowpass_alpha], x - x[..., :1, :], axis=2) + x[..., :1, :]
+    qref = base @ B
+    ds = synthetic_recording(seed, n_members=M, n_trials=K1, n_time=T, n_muscles=C, n_joints=C, k_true=2,
+                             n_families=1, with_grf=False, with_forces=False, dt=dt)
+    ds["activation"] = (("member", "trial", "time", "muscle"), act)
+    ds["qpos"] = (("member", "trial", "time", "joint"), q)
+    ds["qpos_ref"] = (("time", "joint"), qref)
+    ds.attrs.update(motion="planted linear system: movement = low-pass(B activation)", lowpass_alpha=lowpass_alpha)
     return ds

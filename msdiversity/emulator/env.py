@@ -312,9 +312,11 @@ class Env:
             mujoco.mj_kinematics(model, d)
             xpos[i] = d.xpos[self.body_ids]
         self.ref_time = t
+        self.ref_t0 = float((getattr(ref, "meta", None) or {}).get("t0", 0.0))  # s, source-file time of frame 0
         self.ref_qpos_full, self.ref_qvel_full, self.ref_body_pos = qpos, qvel, xpos
         opt = lambda name: (None if getattr(ref, name, None) is None else rs(getattr(ref, name)))  # noqa: E731
         self.ref_grf, self.ref_activation = opt("grf"), opt("activation")
+        self.ref_cop = opt("cop")  # (T, 2, 3) m, NaN while unloaded; for gait inverse dynamics
         self.ref_excitation, self.ref_emg = opt("excitation"), opt("emg")
         self.n_frames = n
         f32 = lambda x: jnp.asarray(x, jnp.float32)  # noqa: E731
@@ -454,6 +456,12 @@ class Env:
         residual_cost = metrics.get("reward/residual", jnp.zeros(())) * -1.0
         div = jnp.asarray(diverged, jnp.float32)
         metrics["diverged"] = div
+        # a diverged step carries the restored *input* state (see the physics backends), so its errors
+        # say nothing about tracking: it is a failure (errors at the cap: task reward ~0, not ~1); its
+        # error metrics stay finite but undefined: learners and evaluation leave them out
+        # (learning.common.unroll_means / evaluate_policy mask them with `diverged`)
+        errors = jnp.where(div > 0, 1e3, errors)
+        metrics.update({f"err/{n}": errors[i] for i, n in enumerate(self.error_names)})
         mean_joint = raw[0]
         terminated = (mean_joint > cfg.term_joint_err) | (raw[2] > cfg.term_body_err) | (div > 0)
         if cfg.term_root_drop > 0:
@@ -536,9 +544,9 @@ class Env:
 
     def reference_arrays(self) -> dict[str, np.ndarray | None]:
         """The reference at the control rate (numpy): time (T,), qpos (T, joints), body_pos (T, bodies, 3),
-        qpos_full (T, nq), qvel_full (T, nv), grf (T, 2, 3) | None, activation/excitation/emg (T, nu) | None."""
+        qpos_full (T, nq), qvel_full (T, nv), grf (T, 2, 3) | None, cop (T, 2, 3) | None, activation/excitation/emg (T, nu) | None."""
         return {"time": self.ref_time, "qpos": self.ref_qpos_full[:, self._jq], "body_pos": self.ref_body_pos,
-                "qpos_full": self.ref_qpos_full, "qvel_full": self.ref_qvel_full, "grf": self.ref_grf,
+                "qpos_full": self.ref_qpos_full, "qvel_full": self.ref_qvel_full, "grf": self.ref_grf, "cop": self.ref_cop,
                 "activation": self.ref_activation, "excitation": self.ref_excitation, "emg": self.ref_emg}
 
     @property

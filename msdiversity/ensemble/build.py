@@ -32,7 +32,7 @@ def user_files(exp: Experiment) -> list[Path]:
     """The user's own files an experiment reads: [motion] source/grf (resolved like `build_env` does)
     and a [model] given as an MJCF path. Their contents decide whether training results are current."""
     motion = exp.section("motion")
-    paths = [_resolve(motion.get(k), exp) for k in ("source", "grf")] + [exp.section("model").get("name")]
+    paths = [_resolve(motion.get(k), exp) for k in ("source", "grf", "emg")] + [exp.section("model").get("name")]
     return [Path(p) for p in paths if p and p != "synthetic" and Path(p).is_file()]
 
 
@@ -57,6 +57,26 @@ def apply_motion_options(ref, loaded, mo: MotionSection):
     return dataclasses.replace(ref, meta=dict(ref.meta, gait_notes=notes)) if notes else ref
 
 
+def attach_emg(ref, loaded, mo: MotionSection, exp: Experiment):
+    """`[motion] emg`: read, envelope and map the EMG file onto the model's muscles and put the
+    envelopes on the reference (`ModelReference.emg`), for the `emg_weight` regularizer."""
+    import mujoco
+
+    from msdiversity import emg as E
+
+    path = _resolve(mo.emg, exp)
+    try:
+        env, mp = E.load_envelopes(path, E.model_muscle_names(loaded), model=loaded.name, side=mo.emg_side,
+                                   overrides=mo.emg_mapping, cfg=E.EnvelopeConfig(lowpass_hz=mo.emg_lowpass_hz))
+        if not mp.matched:
+            raise InputError(f"no EMG channel maps onto a muscle ({mp.summary_line()}); give [motion] emg_mapping",
+                             path=path, field="emg")
+        acts = [mujoco.mj_id2name(loaded.model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) for i in range(loaded.model.nu)]
+        return E.attach_to_reference(ref, env, mp, acts, time_offset=mo.emg_offset_s)
+    except InputError as e:
+        raise ConfigError(str(e), path=exp.path, field="motion.emg") from None
+
+
 def build_env(exp: Experiment, backend: str | None = None, env_overrides: dict | None = None) -> Built:
     from msdiversity.emulator import EnvConfig, make_env
     from msdiversity.models import load_model
@@ -73,8 +93,10 @@ def build_env(exp: Experiment, backend: str | None = None, env_overrides: dict |
         if mo.synergies is not None:
             kw["n_components"] = mo.synergies
     check_motion_options(mo, exp)
-    ref, _ = load_model_reference(src, loaded, mapping=mo.mapping, clip=mo.clip, grf=_resolve(mo.grf, exp),
+    ref, _ = load_model_reference(src, loaded, mapping=mo.mapping, clip=mo.clip, negate=mo.negate, grf=_resolve(mo.grf, exp),
                                   rate=mo.rate, **kw)
+    if mo.emg:  # before the gait options: a periodic cut carries (and mirrors) the EMG columns
+        ref = attach_emg(ref, loaded, mo, exp)
     ref = apply_motion_options(ref, loaded, mo)
     env = make_env(loaded, ref, ec, backend=backend)
     desc = (f"synthetic (seed {mo.seed}, {mo.duration} s)" if src == "synthetic" else Path(src).name)

@@ -36,9 +36,15 @@ class MotionSection:
     synergies: int | None = None  # synthetic only: plant this many synergies
     mapping: dict | None = None  # file coordinate -> model joint overrides
     clip: bool = False  # clip coordinates to joint ranges
+    negate: bool = False  # negate hinges mostly out of range when the negated values fit (explicit opt-in)
     treadmill: str | float = "auto"  # 'auto' detect + convert to overground, 'off', or the belt speed (m/s)
     periodic: bool = False  # cut one loopable gait cycle (msdiversity.motions.gait.periodic_cycle)
     cycles: int = 1  # strides in that cycle
+    emg: str | None = None  # EMG file of the same trial (msdiversity.emg): envelopes for the emg_weight regularizer
+    emg_side: str = "r"  # side of EMG channels without a side tag
+    emg_mapping: dict | None = None  # EMG channel -> 'muscle+muscle' ('' drops it) overrides
+    emg_offset_s: float = 0.0  # EMG time + this = motion file time
+    emg_lowpass_hz: float = 6.0  # envelope low-pass cut-off
 
 
 @dataclasses.dataclass(frozen=True)

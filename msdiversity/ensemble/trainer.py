@@ -7,14 +7,25 @@ are traced leaves of that axis, so members differ in data, not in code. The CPU 
 `NamedSharding` when their number divides the member count.
 
 Outputs under `results/<experiment>/`: `checkpoints/` (orbax, every `checkpoint_every` iterations,
-at the end and on Ctrl-C), `metrics.nc` (dims member, iteration), `members.json`, `experiment.json`.
+at the end and on Ctrl-C), `metrics.nc` (dims member, iteration), `members.json`, `experiment.json`,
+`MUJOCO_LOG.TXT` (MuJoCo's warnings, only when there were any).
+
+Ctrl-C (SIGINT) during training is deferred to the next safe point (between iterations): the state
+after the last completed iteration is checkpointed once and KeyboardInterrupt is raised (the CLI
+exits 130). A second Ctrl-C exits at once (130) without a new checkpoint; the previous one is
+intact. One process at a time writes a results folder (`msdiversity.util.io.results_lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import os
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -31,10 +42,12 @@ from msdiversity.ensemble.config import EnsembleConfig, expand_members, section
 from msdiversity.learning import QflexConfig, TrainConfig, make_trainer
 from msdiversity.learning.regularizers import FIELDS as REG_FIELDS
 from msdiversity.learning.regularizers import Regularizers
-from msdiversity.util.io import file_digest, save_dataset_atomic, write_text_atomic
+from msdiversity.errors import TrainingDiverged
+from msdiversity.util.io import file_digest, remove_stale_tmp, results_lock, save_dataset_atomic, write_text_atomic
 
 UNITS = {"joint_err_deg": "deg", "body_err_cm": "cm", "eval_joint_err_deg": "deg", "eval_body_err_cm": "cm",
-         "episode_length": "control steps", "wall_time": "s", "env_steps": "control steps (per member, cumulative)"}
+         "episode_length": "control steps", "wall_time": "s", "env_steps": "control steps (per member, cumulative)",
+         "time_to_failure": "control steps", "eval_time_to_failure_s": "s"}
 
 
 # [train] keys that may change between a run and its --resume (they do not change the trained state)
@@ -88,6 +101,10 @@ class Ensemble:
         # no buffer donation: on Ctrl-C the last completed state must still be alive to be saved
         self._iteration = jax.jit(jax.vmap(tr.iteration), **kw)
         self._evaluate = jax.jit(jax.vmap(tr.evaluate))
+        # (members,) bool: every parameter of the member finite (a NaN/inf learning rate or weight
+        # turns them non-finite, after which every metric is meaningless)
+        self._finite = jax.jit(jax.vmap(lambda st: jnp.all(jnp.stack(
+            [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(st.params)]))))
         self.put = put
 
     def init(self):
@@ -99,6 +116,9 @@ class Ensemble:
 
     def iteration(self, state):
         return self._iteration(state, self.regs)
+
+    def finite(self, state) -> np.ndarray:
+        return np.asarray(self._finite(state))
 
     def evaluate(self, state, it: int):
         keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.eval_keys, it)
@@ -133,6 +153,56 @@ def metrics_dataset(rows: dict[int, dict[str, np.ndarray]], members: list[dict],
     return ds
 
 
+class _Interrupt:
+    """Ctrl-C requests, counted by `_deferred_sigint`'s handler."""
+
+    requested = 0
+
+
+@contextlib.contextmanager
+def _deferred_sigint():
+    """While active, the first SIGINT only sets a flag (checked between iterations): a
+    KeyboardInterrupt raised inside a JAX host callback (the CPU physics) or an orbax save would
+    corrupt the run. A second SIGINT exits the process at once with 130."""
+    flag = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        flag.requested += 1
+        if flag.requested == 1:
+            sys.stderr.write("\ninterrupt: stopping after the current iteration to save a checkpoint "
+                             "(Ctrl-C again to quit now; the previous checkpoint stays)\n")
+            sys.stderr.flush()
+        else:
+            sys.stderr.write("\ninterrupted again: quitting without a new checkpoint\n")
+            sys.stderr.flush()
+            os._exit(130)
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _check_finite(ens: "Ensemble", state, m: dict[str, np.ndarray], members: list[dict], it: int) -> None:
+    """Raise TrainingDiverged when a member's losses or parameters are no longer finite."""
+    bad = {k: np.flatnonzero(~np.isfinite(v)) for k, v in m.items() if k.startswith("loss")}
+    bad = {k: v for k, v in bad.items() if len(v)}
+    nonfinite_params = np.flatnonzero(~ens.finite(state))
+    if not bad and not len(nonfinite_params):
+        return
+    ids = sorted({int(i) for v in bad.values() for i in v} | {int(i) for i in nonfinite_params})
+    what = ", ".join(sorted(bad)) if bad else "parameters"
+    desc = "; ".join(f"member {i} (seed {members[i]['seed']}, " + ", ".join(f"{f} {members[i][f]:g}" for f in REG_FIELDS)
+                     + ")" for i in ids[:3]) + (f"; +{len(ids) - 3} more" if len(ids) > 3 else "")
+    raise TrainingDiverged(f"training diverged at iteration {it + 1}: {what} of {desc} became non-finite; "
+                           "lower [train] learning_rate or the regularizer weights (the last checkpoint "
+                           "before this iteration is kept)")
+
+
 def train_experiment(experiment: str | Path | Experiment, resume: bool = False, results_dir: Path | None = None,
                      train_overrides: dict | None = None, ensemble_overrides: dict | None = None,
                      env_overrides: dict | None = None, backend: str | None = None, show_progress: bool = True,
@@ -159,7 +229,23 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
     ec = section(EnsembleConfig, exp, "ensemble", ensemble_overrides)
     members = expand_members(ec, exp.path)
     out = Path(results_dir) if results_dir is not None else exp.results_dir
-    out.mkdir(parents=True, exist_ok=True)
+    from msdiversity.physics.cpu import mujoco_warnings
+
+    with results_lock(out), mujoco_warnings(out / "MUJOCO_LOG.TXT") as (mjw, owned), _deferred_sigint() as sigint:
+        remove_stale_tmp(out)  # left by a killed writer; nobody else writes here while we hold the lock
+        try:
+            res = _train_locked(exp, tc, qc, ec, members, out, resume, backend, env_overrides, show_progress,
+                                on_iteration, sigint)
+        finally:
+            if owned and mjw.count:
+                console.print(f"[yellow]{mjw.summary()}[/]")
+    return res
+
+
+def _train_locked(exp, tc, qc, ec, members, out, resume, backend, env_overrides, show_progress, on_iteration,
+                  sigint) -> TrainResult:
+    from msdiversity.util.progress import console, make_progress
+
     built = build_env(exp, backend=backend, env_overrides=env_overrides)
     env = built.env
     ens = Ensemble(env, tc, members, shard=ec.shard, qc=qc)
@@ -170,17 +256,13 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
     start, resumed_from, wall0 = 0, None, 0.0
     state = None
     if resume:
-        step, state = checkpoint.restore_latest(mngr, ens.abstract_state(), settings)
+        say = (lambda s: console.print(f"[yellow]{s}[/]")) if show_progress else None
+        step, state = checkpoint.restore_latest(mngr, ens.abstract_state(), settings, say=say)
         if step is not None:
             start = resumed_from = int(step)
-            old = out / "metrics.nc"
-            if old.exists():
-                with xr.open_dataset(old, engine="h5netcdf") as ds:
-                    for i in range(min(start + 1, ds.sizes["iteration"])):
-                        rows[i] = {k: ds[k].values[:, i] for k in ds.data_vars}
-                    rows = {i: {k: v for k, v in r.items() if np.isfinite(v).any()} for i, r in rows.items()}
-                    rows[start] = {k: v for k, v in rows.get(start, {}).items() if k.startswith("eval_")}
-                    wall0 = float(np.nanmax(ds["wall_time"].values[:, :start])) if start else 0.0
+            rows = _resume_rows(out, start, say or (lambda s: None))
+            wall = [float(np.nanmax(r["wall_time"])) for i, r in rows.items() if i < start and "wall_time" in r]
+            wall0 = max(wall) if wall else 0.0
         elif show_progress:
             console.print("[yellow]no checkpoint found: starting from scratch[/]")
     if state is None:
@@ -206,7 +288,9 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
         save_dataset_atomic(metrics_dataset(rows, members, tc.iterations, attrs), out / "metrics.nc")
 
     def save(step):
-        checkpoint.save(mngr, step, state, settings)
+        # the history first (inside the checkpoint folder, atomically), then the commit, then metrics.nc:
+        # a kill between any two leaves a checkpoint whose metric rows are on disk
+        checkpoint.save(mngr, step, state, settings, history=rows)
         write_metrics()
 
     steps_per_it = tc.num_envs * tc.unroll_length
@@ -219,11 +303,14 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
             task = progress.add_task(f"train {exp.name} ({len(members)} members)", total=tc.iterations,
                                      completed=start, info="compiling...")
         for it in range(start, tc.iterations):
+            if sigint.requested:
+                raise KeyboardInterrupt
             row = rows.setdefault(it, {})
             if it % tc.eval_every == 0 and "eval_joint_err_deg" not in row:
                 row.update({_var(k): np.asarray(v) for k, v in ens.evaluate(state, it).items()})
             new_state, m = ens.iteration(state)  # dispatched asynchronously
             m = {_var(k): np.asarray(v) for k, v in jax.device_get(m).items()}  # blocks until done
+            _check_finite(ens, new_state, m, members, it)
             state = new_state  # only now: an interrupt while waiting keeps the previous, complete state
             m["wall_time"] = np.full(len(members), time.perf_counter() - t0)
             m["env_steps"] = np.full(len(members), float((it + 1) * steps_per_it))
@@ -240,15 +327,20 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
                 break
             if done_it % tc.checkpoint_every == 0 and done_it < tc.iterations:
                 save(done_it)
+        if sigint.requested:
+            raise KeyboardInterrupt
         rows.setdefault(done_it, {}).update(
             {_var(k): np.asarray(v) for k, v in ens.evaluate(state, done_it).items()})
         save(done_it)
     except KeyboardInterrupt:
-        # the state after the last completed iteration
-        save(done_it)
+        # the state after the last completed iteration (saving nothing new when that step is on disk);
+        # the interrupt stays deferred while saving
+        if done_it > 0:
+            save(done_it)
         if progress is not None:
             progress.stop()
-        console.print(f"[yellow]interrupted after {done_it} iterations; checkpoint saved, continue with --resume[/]")
+        console.print(f"[yellow]interrupted after {done_it} iterations; "
+                      + ("checkpoint saved, continue with --resume[/]" if done_it else "nothing to save[/]"))
         raise
     finally:
         if progress is not None:
@@ -265,6 +357,29 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
         console.print(summary)
     return TrainResult(results_dir=out, members=members, metrics=ds, iterations=done_it, wall_s=wall,
                        resumed_from=resumed_from, summary=summary)
+
+
+def _resume_rows(out: Path, start: int, say: Callable[[str], None]) -> dict[int, dict[str, np.ndarray]]:
+    """Metric rows 0..start of the run being resumed from checkpoint `start`: the history saved with
+    that checkpoint, else (checkpoints of older versions) `metrics.nc`. The row `start` keeps only
+    its eval_* entries (the policy after `start` updates); the rest of it is recomputed."""
+    rows = checkpoint.load_history(out / "checkpoints", start)
+    if rows is None:
+        rows = {}
+        old = out / "metrics.nc"
+        if old.exists():
+            try:
+                with xr.open_dataset(old, engine="h5netcdf") as ds:
+                    for i in range(min(start + 1, ds.sizes["iteration"])):
+                        rows[i] = {k: ds[k].values[:, i] for k in ds.data_vars}
+            except Exception as e:  # noqa: BLE001  (h5py/netCDF raise many types for a damaged file)
+                say(f"{old} is unreadable ({type(e).__name__}); the metric history before iteration {start} is lost")
+                rows = {}
+        if start and not rows:
+            say(f"no metric history for checkpoint {start}: iterations before it read NaN in metrics.nc")
+    rows = {i: {k: v for k, v in r.items() if np.isfinite(v).any()} for i, r in rows.items() if i <= start}
+    rows[start] = {k: v for k, v in rows.get(start, {}).items() if k.startswith("eval_")}
+    return rows
 
 
 def load_trained(results_dir: str | Path, backend: str | None = None):

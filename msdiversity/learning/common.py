@@ -80,6 +80,29 @@ def where_done(done, new, old):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(d.reshape(d.shape + (1,) * (a.ndim - 1)), a, b), new, old)
 
 
+# per-step tracking errors; undefined on a diverged step (its state is the restored input, see the env)
+ERROR_METRICS = ("joint_err_deg", "body_err_cm", "grf_err_pct_bw", "vgrf_sqerr_pct_bw")
+
+
+def unroll_means(log: dict, termination, ep_len) -> dict:
+    """Means over an unroll of per-transition logs (T, envs), honest about failures.
+
+    Tracking errors (`ERROR_METRICS`) average the steps where they are defined (`log['diverged']`
+    unset), so a diverged step never counts as a perfect one; when every step diverged they are NaN.
+    Added: `alive`, the fraction of transitions that did not end in a termination (fall,
+    divergence, tracking lost); `time_to_failure`, the mean length in control steps of the
+    episodes that ended in a termination (NaN when none did). termination, ep_len: (T, envs); ep_len
+    is the episode's length at its last step, 0 elsewhere.
+    """
+    div = log.get("diverged")
+    valid = (lambda v: v) if div is None else (lambda v: jnp.where(div > 0, jnp.nan, v))  # noqa: E731
+    out = {k: (jnp.nanmean(valid(v)) if k in ERROR_METRICS else jnp.mean(v)) for k, v in log.items()}
+    n_fail = jnp.sum(termination)
+    out["alive"] = 1.0 - jnp.mean(termination)
+    out["time_to_failure"] = jnp.where(n_fail > 0, jnp.sum(ep_len * termination) / jnp.maximum(n_fail, 1.0), jnp.nan)
+    return out
+
+
 def split_action(env) -> tuple[int, int]:
     """(muscle actuators, residual root components) of the env's action vector."""
     n_res = int(getattr(env, "n_residual", 0))
@@ -91,9 +114,13 @@ def evaluate_policy(env, act_fn: Callable, key: jax.Array, eval_envs: int, eval_
     """Deterministic policy `act_fn(obs (envs, obs)) -> env action (envs, action_size)` from
     `eval_envs` fresh resets for `eval_steps` control steps.
 
-    Errors are averaged over alive frames only where the episode is still running; after an episode
-    ends its last values are *held*, so dying early is not rewarded with fewer counted errors.
-    `alive` is the fraction of steps before termination. Returns means over envs and steps, named
+    Errors are taken while the episode is running; after an episode ends its last values are
+    *held*, so dying early is not rewarded with fewer counted errors. A diverged step has no error
+    (its state is the restored input) and an env with no valid step has none to hold (NaN, never
+    0): such envs drop out of the error means, which are NaN when no env has a valid step, and
+    always read together with `alive` (fraction of steps before termination) and
+    `time_to_failure_s` (mean over envs of the time before termination, s; the full eval span
+    `eval_steps / control_hz` when none fails). Returns means over envs and steps, named
     `eval/<metric>`; squared-error metrics (`*_sqerr_*`) are returned as RMSEs (`*_rmse_*`).
     """
     states = jax.vmap(env.reset)(jax.random.split(key, eval_envs))
@@ -105,7 +132,8 @@ def evaluate_policy(env, act_fn: Callable, key: jax.Array, eval_envs: int, eval_
         cur = {k: ns.metrics[k] for k in names}
         cur["exp_reward"] = adversarial.exp_reward(info(ns, "errors"), exp_weights, exp_scale)
         cur["activation_mean"] = jnp.mean(info(ns, "activation"), axis=-1)
-        held = {k: jnp.where(running, cur[k], held[k]) for k in cur}
+        ok = running & ~info(ns, "diverged", jnp.zeros_like(ns.done)).astype(bool)
+        held = {k: jnp.where(ok, cur[k], held[k]) for k in cur}
         out = dict(held)
         out["alive"] = alive.astype(jnp.float32)
         # an episode stops counting when it ends; only a termination (fall, divergence, tracking
@@ -115,10 +143,12 @@ def evaluate_policy(env, act_fn: Callable, key: jax.Array, eval_envs: int, eval_
         alive = alive & ~(running & done & ~trunc)
         return (ns, running & ~done, alive, held), out
 
-    held0 = {k: jnp.zeros(eval_envs) for k in [*names, "exp_reward", "activation_mean"]}
+    held0 = {k: jnp.full(eval_envs, jnp.nan) for k in names}
+    held0.update({k: jnp.zeros(eval_envs) for k in ("exp_reward", "activation_mean")})  # a failure earns 0
     ones = jnp.ones(eval_envs, bool)
     _, out = jax.lax.scan(step_fn, (states, ones, ones, held0), None, length=eval_steps)
-    res = {f"eval/{k}": jnp.mean(v) for k, v in out.items() if "_sqerr_" not in k}
+    res = {f"eval/{k}": (jnp.nanmean(v) if k in names else jnp.mean(v)) for k, v in out.items() if "_sqerr_" not in k}
     # squared errors become an RMSE over envs and steps (e.g. eval/vgrf_rmse_pct_bw)
-    res.update({f"eval/{k.replace('_sqerr_', '_rmse_')}": jnp.sqrt(jnp.mean(v)) for k, v in out.items() if "_sqerr_" in k})
+    res.update({f"eval/{k.replace('_sqerr_', '_rmse_')}": jnp.sqrt(jnp.nanmean(v)) for k, v in out.items() if "_sqerr_" in k})
+    res["eval/time_to_failure_s"] = jnp.mean(jnp.sum(out["alive"], axis=0)) / float(env.config.control_hz)
     return res

@@ -34,6 +34,7 @@ from msdiversity.learning import adversarial, distributions, flow, losses, regul
 from msdiversity.learning.common import (evaluate_policy, exp_weights, reg_weights, split_action, step_costs,
                                          task_reward, where_done)
 from msdiversity.learning.common import info as _info
+from msdiversity.learning.common import unroll_means
 from msdiversity.learning.networks import FlowNet, GaussianActor, QNet, RunningStats, ScalarNet
 from msdiversity.learning.regularizers import Regularizers
 
@@ -331,7 +332,7 @@ class Trainer:
             jax.random.split(k_upd, c.update_epochs))
 
         # ---- metrics: means over the unroll (episode length over finished episodes) -------------
-        metrics = {k_: jnp.mean(v) for k_, v in traj["log"].items()}
+        metrics = unroll_means(traj["log"], traj["termination"], traj["ep_len"])  # honest about failures
         for i, name in enumerate(self.env.error_names):
             metrics[f"err/{name}"] = jnp.mean(traj["errors"][..., i])
         n_done = jnp.sum(traj["done"])

@@ -41,6 +41,7 @@ from msdiversity.errors import ConfigError
 from msdiversity.learning import adversarial, regularizers
 from msdiversity.learning.common import (evaluate_policy, exp_weights, info, reg_weights, split_action, step_costs,
                                          task_reward, where_done)
+from msdiversity.learning.common import unroll_means
 from msdiversity.learning.networks import MLP, FlowNet, QNet, RunningStats, ScalarNet
 from msdiversity.learning.regularizers import Regularizers
 
@@ -404,7 +405,7 @@ class QflexTrainer:
             lambda carry, k: self._update(carry, k, stats, buf, active),
             (ts.params, ts.opt_state, ts.disc_params, ts.disc_opt_state), jax.random.split(k_upd, self.updates))
         r_task = self.task_reward(dparams, traj["errors"])  # (T, envs) with the updated discriminator
-        metrics = {k: jnp.mean(v) for k, v in traj["log"].items()}
+        metrics = unroll_means(traj["log"], traj["termination"], traj["ep_len"])  # honest about failures
         metrics["reward/task"] = jnp.mean(r_task)
         metrics["reward/total"] = jnp.mean(r_task - traj["cost"])
         for i, name in enumerate(self.env.error_names):

@@ -110,7 +110,10 @@ def _report_tables(rep) -> list:
 
 
 def _events_table(events: dict, t_span: tuple[float, float], source: str) -> Table:
-    t = Table(title=f"Gait events, s ({source})")
+    from msdiversity.motions.gait import MIN_STANCE_S, MIN_SWING_S
+
+    t = Table(title=f"Gait events, s ({source}; vertical GRF > 20 N, stance >= {MIN_STANCE_S:g} s, "
+                    f"swing >= {MIN_SWING_S:g} s)")
     for c in ("foot", "heel strikes", "toe-offs"):
         t.add_column(c)
     lo, hi = t_span
@@ -177,7 +180,7 @@ def inspect(file: str = typer.Argument(..., help="OpenSim .mot/.sto, saved .nc/.
             from msdiversity.motions.mapping import map_to_model
 
             lm = load_model(model)
-            ref, rep = map_to_model(motion, lm, mapping=_parse_map(mapping))
+            ref, rep = map_to_model(motion, lm, mapping=_parse_map(mapping), strict=False)  # inspect shows, never refuses
             for tab in _report_tables(rep):
                 con.print(tab)
             for n in rep.notes:
@@ -204,6 +207,8 @@ def convert(file: str = typer.Argument(..., help="OpenSim .mot/.sto (or saved mo
             mapping: Optional[list[str]] = typer.Option(None, "--map", help="FILE_COORD=MODEL_JOINT override (repeat); "
                                                         "'=-JOINT' negates, 'COORD=' drops."),
             clip: bool = typer.Option(False, "--clip", help="Clip values outside joint ranges."),
+            negate: bool = typer.Option(False, "--negate", help="Negate hinges mostly outside their range when the "
+                                        "negated values fit (opposite sign convention)."),
             treadmill: str = typer.Option("auto", "--treadmill", help="'auto' (detect a treadmill trial and convert "
                                           "it to overground), 'off', or the belt speed in m/s."),
             periodic: bool = typer.Option(False, "--periodic", help="Keep one loopable gait cycle."),
@@ -221,11 +226,15 @@ def convert(file: str = typer.Argument(..., help="OpenSim .mot/.sto (or saved mo
         raise InputError(e.reason, field="--treadmill") from None
     if cycles < 1:
         raise InputError(f"expected an integer >= 1, got {cycles}", field="--cycles")
+    if rate is not None and not 0 < rate <= 10000:
+        raise InputError(f"expected a rate in (0, 10000] Hz, got {rate}", field="--rate")
+    if out.is_dir() or out.suffix.lower() != ".nc":
+        raise InputError("expected the path of a .nc file to write (not a folder)", path=out, field="--out")
     con = _console()
     with _warnings_as_lines():
         motion = load_motion(file, grf=grf, rate=rate)
         lm = load_model(model)
-        ref, rep = map_to_model(motion, lm, mapping=_parse_map(mapping), clip=clip)
+        ref, rep = map_to_model(motion, lm, mapping=_parse_map(mapping), clip=clip, negate=negate)
         ref, notes = _gait_options(ref, lm, treadmill, periodic, cycles)
         ref.save(out)
     con.print(rep.summary_line(), markup=False)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,19 +45,57 @@ def load_motion(source: str | Path, model=None, grf: str | Path | None = None, r
 
             motion = read_opensim(path)
         elif suf == ".nc":
-            motion = ReferenceMotion.load(path)
+            with _unreadable(path, "a saved motion netCDF (.nc)"):
+                motion = ReferenceMotion.load(path)
         elif suf == ".npz":
-            motion = _read_npz(path)
+            with _unreadable(path, "an .npz with arrays time, coords, coord_names"):
+                motion = _read_npz(path)
         else:
             raise InputError(f"unknown motion format '{suf}' (expected .mot, .sto, .nc, .npz or 'synthetic')",
                              path=path)
     if grf is not None:
         from msdiversity.motions.opensim import read_grf
 
-        motion = motion.with_grf(read_grf(grf, motion=motion))
+        g = read_grf(grf, motion=motion)
+        check_grf_overlap(g.time, motion.time, grf)
+        motion = motion.with_grf(g)
     if rate is not None:
         motion = motion.resample(rate)
     return motion
+
+
+@contextlib.contextmanager
+def _unreadable(path: Path, expected: str):
+    """Turn a reader's low-level failure on a damaged or foreign file into one InputError line."""
+    try:
+        yield
+    except InputError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, TypeError, zipfile.BadZipFile) as e:
+        raise InputError(f"cannot read this file ({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}); "
+                         f"expected {expected}", path=path) from None
+
+
+def check_grf_overlap(grf_time: np.ndarray, motion_time: np.ndarray, path) -> float:
+    """Fraction (0..1] of the motion's frames inside the GRF file's time span.
+
+    Outside that span the GRF reads zero force, so a GRF file of another trial (no overlap) is an
+    InputError naming both spans; partial cover (< 99 % of the frames) is a MotionWarning.
+    """
+    import warnings
+
+    from msdiversity.motions.opensim import MotionWarning
+
+    t0, t1 = float(grf_time[0]), float(grf_time[-1])
+    inside = float(np.mean((motion_time >= t0 - 1e-9) & (motion_time <= t1 + 1e-9)))
+    span = f"GRF {t0:.3f}..{t1:.3f} s, motion {float(motion_time[0]):.3f}..{float(motion_time[-1]):.3f} s"
+    if inside == 0.0:
+        raise InputError(f"the GRF's time span does not overlap the motion's ({span}): is it the same trial?",
+                         path=path, field="time")
+    if inside < 0.99:
+        warnings.warn(f"{path}: GRF covers only {inside:.0%} of the motion's frames ({span}); outside it the "
+                      "reference GRF is zero", MotionWarning, stacklevel=3)
+    return inside
 
 
 def _read_npz(path: Path) -> ReferenceMotion:
@@ -79,7 +119,8 @@ def _read_npz(path: Path) -> ReferenceMotion:
                                meta={"source": str(path), "format": "npz"})
 
 
-def load_model_reference(source, loaded_model, mapping: dict | None = None, clip: bool = False, **kwargs):
+def load_model_reference(source, loaded_model, mapping: dict | None = None, clip: bool = False,
+                         negate: bool = False, **kwargs):
     """A `ModelReference` for `loaded_model` from any source: a saved ModelReference `.nc` (from
     `msdiversity motion convert`) is loaded as is; anything `load_motion` reads is mapped with
     `map_to_model`, and so is a `ReferenceMotion` already in memory. Returns (ModelReference,
@@ -88,14 +129,15 @@ def load_model_reference(source, loaded_model, mapping: dict | None = None, clip
     from msdiversity.motions.reference import ModelReference, ReferenceMotion
 
     if isinstance(source, ReferenceMotion):
-        return map_to_model(source, loaded_model, mapping=mapping, clip=clip)
+        return map_to_model(source, loaded_model, mapping=mapping, clip=clip, negate=negate)
 
     p = Path(str(source))
     if p.suffix.lower() == ".nc" and p.exists():
         import xarray as xr
 
-        with xr.open_dataset(p, engine="h5netcdf") as ds:
-            kind = ds.attrs.get("kind")
+        with _unreadable(p, "a netCDF motion or ModelReference (.nc)"):
+            with xr.open_dataset(p, engine="h5netcdf") as ds:
+                kind = ds.attrs.get("kind")
         if kind == "msdiversity.ModelReference":
             ref = ModelReference.load(p)
             nq = loaded_model.model.nq
@@ -104,4 +146,4 @@ def load_model_reference(source, loaded_model, mapping: dict | None = None, clip
                                  path=p, field="qpos")
             return ref, None
     motion = load_motion(source, model=loaded_model, **kwargs)
-    return map_to_model(motion, loaded_model, mapping=mapping, clip=clip)
+    return map_to_model(motion, loaded_model, mapping=mapping, clip=clip, negate=negate)

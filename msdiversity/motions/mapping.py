@@ -30,6 +30,12 @@ Rules (all stated in the `MappingReport`):
   negated values lie (>=95 %) inside is negated and reported. A user mapping value '-name' negates
   explicitly; 'name' (no minus) in the mapping turns the automatic check off for that coordinate.
 - Values outside a tracked joint's range are counted per joint (warning); `clip=True` clips them.
+- A tracked limited joint *mostly* outside its range (more than `MOSTLY_OUT` of the frames beyond
+  `OUT_TOL` rad) is refused (InputError naming the file, the joint and the numbers): such a
+  reference is nonsensical for the model (e.g. an OpenSim knee with the opposite sign whose negated
+  values do not pass the automatic 95 % rule because the knee hyperextends). Explicit opt-ins:
+  `negate=True` negates such a hinge when the negated values fit better; `clip=True` clips; both
+  are stated in the report's notes. `strict=False` (for `motion inspect`) only warns.
 - qvel is a central difference with `mj_differentiatePos` (right for free-joint quaternions).
 """
 
@@ -47,6 +53,8 @@ from msdiversity.models.registry import ground_height as registry_ground_height
 from msdiversity.motions.opensim import OPENSIM_TO_MUJOCO, MotionWarning
 from msdiversity.motions.reference import ModelReference, ReferenceMotion
 
+MOSTLY_OUT = 0.5  # fraction of frames
+OUT_TOL = np.deg2rad(2.0)  # rad (m for slides: 0.035): out-of-range by less does not count as "out" here
 PELVIS_ROT = ("pelvis_tilt", "pelvis_list", "pelvis_rotation")
 PELVIS_TRANS = ("pelvis_tx", "pelvis_ty", "pelvis_tz")
 
@@ -143,6 +151,13 @@ def _base_qpos(model: mujoco.MjModel, keyframe) -> tuple[np.ndarray, str]:
 def _free_root(model: mujoco.MjModel) -> int | None:
     free = np.flatnonzero(model.jnt_type == mujoco.mjtJoint.mjJNT_FREE)
     return int(free[0]) if len(free) else None
+
+
+def _fmt(lo: float, hi: float, model, j: int) -> str:
+    """A joint range in deg (hinge) or m (slide)."""
+    if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_HINGE:
+        return f"{np.rad2deg(lo):.0f}..{np.rad2deg(hi):.0f} deg"
+    return f"{lo:.3f}..{hi:.3f} m"
 
 
 def _pelvis_offset(model: mujoco.MjModel, root: int, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
@@ -263,7 +278,7 @@ def _uniform(motion: ReferenceMotion) -> tuple[ReferenceMotion, list[str]]:
 
 def map_to_model(motion: ReferenceMotion, loaded_model: LoadedModel, mapping: dict | None = None,
                  clip: bool = False, keyframe="auto", ground: bool = True, auto_sign: bool = True,
-                 warn: bool = True) -> tuple[ModelReference, MappingReport]:
+                 warn: bool = True, negate: bool = False, strict: bool = True) -> tuple[ModelReference, MappingReport]:
     """Express `motion` in `loaded_model`'s state space (see the module docstring for the rules).
 
     Args:
@@ -278,6 +293,9 @@ def map_to_model(motion: ReferenceMotion, loaded_model: LoadedModel, mapping: di
             over the motion is at z = 0.
         auto_sign: negate hinge coordinates whose sign convention is evidently opposite (see above).
         warn: emit `MotionWarning`s for out-of-range values.
+        negate: negate a limited hinge that is mostly out of range when its negated values fit better
+            (explicit opt-in; reported).
+        strict: refuse a tracked joint mostly out of range (unless clipped); False only warns.
 
     Returns:
         (ModelReference, MappingReport)
@@ -357,6 +375,23 @@ def map_to_model(motion: ReferenceMotion, loaded_model: LoadedModel, mapping: di
                              f"{inside(v):.0%} negated (opposite sign convention)")
         if model.jnt_limited[j]:
             lo, hi = model.jnt_range[j]
+            out_frac = lambda x: float(np.mean((x < lo - OUT_TOL) | (x > hi + OUT_TOL)))  # noqa: E731
+            if negate and fn not in explicit_sign and out_frac(v) > MOSTLY_OUT and out_frac(-v) < out_frac(v):
+                notes.append(f"{fn} negated onto {mn} (negate = true): {out_frac(v):.0%} of frames out of range "
+                             f"as given, {out_frac(-v):.0%} negated")
+                v = -v
+                if mn not in negated:
+                    negated.append(mn)
+            if out_frac(v) > MOSTLY_OUT:
+                msg = (f"{out_frac(v):.0%} of frames ({int(round(out_frac(v) * T))} of {T}) lie outside the range of "
+                       f"{mname} joint '{mn}' [{_fmt(lo, hi, model, j)}] (file values {_fmt(v.min(), v.max(), model, j)}"
+                       f"; negated {out_frac(-v):.0%} out)")
+                if clip:
+                    notes.append(f"{fn}: {msg}; clipped to the range (clip = true)")
+                elif strict:
+                    raise InputError(f"{msg}: the reference does not fit the model. Fix the mapping "
+                                     f"('-{mn}' negates), or opt in with [motion] negate = true (--negate) or "
+                                     f"clip = true (--clip)", path=src, field=fn)
             tol = 1e-6
             bad = (v < lo - tol) | (v > hi + tol)
             if bad.any():

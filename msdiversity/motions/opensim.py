@@ -311,6 +311,25 @@ class Plate:
         return f"{self.key}ground_force" if not self.key.startswith("_") else f"ground_force{self.key}"
 
 
+def _check_plate_finite(tab: OpenSimTable, plate: Plate, cols: dict[str, int]) -> None:
+    """Refuse NaN/inf in a plate's force or torque, or in its point while it is loaded (a NaN cell
+    would otherwise turn the foot's GRF into NaN and silently change what the analysis compares).
+    A point that is NaN while the plate is unloaded (some exporters write that) is set to 0: it
+    carries no weight in the COP."""
+    loaded = plate.force[:, 1] > UNLOADED_N  # OpenSim Y up
+    for kind, arr, mask in (("v", plate.force, None), ("t", plate.torque, None), ("p", plate.point, loaded)):
+        bad = ~np.isfinite(arr)
+        if mask is not None:
+            arr[bad & ~mask[:, None]] = 0.0
+            bad &= mask[:, None]
+        if bad.any():
+            r, a = np.argwhere(bad)[0]
+            col = cols.get(f"{kind}{'xyz'[a]}")
+            raise InputError("ground reaction value is not finite (NaN or inf)" + (" while the plate is loaded"
+                             if kind == "p" else "") + ", expected a number", path=tab.path,
+                             line=_data_line_from(tab, int(r)), field=tab.labels[col] if col is not None else None)
+
+
 def _plates(tab: OpenSimTable) -> list[Plate]:
     groups: dict[str, dict[str, int]] = {}
     for ci, lab in enumerate(tab.labels):
@@ -332,7 +351,9 @@ def _plates(tab: OpenSimTable) -> list[Plate]:
                              field=f"{key}ground_force_{missing[0]}")
         get = lambda p: (np.stack([tab.data[:, cols[f'{p}{a}']] for a in 'xyz'], 1)  # noqa: E731
                          if all(f"{p}{a}" in cols for a in "xyz") else np.zeros((len(tab.time), 3)))
-        plates.append(Plate(key=key, force=get("v"), point=get("p"), torque=get("t")))
+        plate = Plate(key=key, force=get("v"), point=get("p"), torque=get("t"))
+        _check_plate_finite(tab, plate, cols)
+        plates.append(plate)
     if not plates:
         raise InputError("no ground reaction force columns found (expected names like ground_force_vx, "
                          "1_ground_force_px, R_ground_torque_x)", path=tab.path)

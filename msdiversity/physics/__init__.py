@@ -12,8 +12,11 @@ and a `diverged` flag). Backends:
 
 - `cpu`: MuJoCo C (`mujoco.batch`) called through `jax.pure_callback`; a vmap over members x envs
   becomes one call stepping every simulation on a thread pool.
-- `mjx`: mujoco-mjx, `impl='jax'` (any device) or `impl='warp'` (NVIDIA GPU with `warp-lang`).
-- `auto`: `mjx` with warp when a GPU and warp are present, else `cpu`.
+- `mjx` / `mjx-jax`: mujoco-mjx with `impl='jax'` (any device).
+- `mjx-warp`: mujoco-mjx with `impl='warp'` (MuJoCo Warp; needs `warp-lang`). On an NVIDIA GPU the
+  kernels run in CUDA; without one Warp compiles them for the CPU (slow, but the same code path, which
+  the tests use).
+- `auto`: `mjx-warp` when a GPU and warp are present, else `cpu` (never warp on a CPU).
 
 Importing this package adds the XLA CPU flags MJX needs (see `msdiversity.physics.xla`) to
 `XLA_FLAGS` if JAX has not started yet.

@@ -19,9 +19,13 @@ its *input* state back and `diverged=True`; the others are untouched.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
+import re
 import threading
 import warnings
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +46,78 @@ _BAD_WARNINGS = [int(mujoco.mjtWarning.mjWARN_BADQPOS), int(mujoco.mjtWarning.mj
 HUGE = 1e4
 _STAGE_VEL = int(mujoco.mjtStage.mjSTAGE_VEL)
 _STAGE_ACC = int(mujoco.mjtStage.mjSTAGE_ACC)
+
+
+class MujocoWarnings:
+    """Counts MuJoCo's warnings (installed as `mju_user_warning`) and writes them to a log file.
+
+    MuJoCo's default handler prints every warning to stdout and appends it to `MUJOCO_LOG.TXT` in
+    the working directory; a diverging batch prints one line per simulation per step. Here each
+    message is counted by kind and logged (the first `MAX_LOGGED`; the file is opened on the first
+    warning, so a clean run leaves none); `summary()` is the one line to show.
+    """
+
+    MAX_LOGGED = 10_000
+
+    def __init__(self, log_path: str | Path):
+        self.log_path = Path(log_path)
+        self.count = 0
+        self.kinds: collections.Counter = collections.Counter()
+        self._file = None
+        self._lock = threading.Lock()  # called from the batch's worker threads
+
+    def __call__(self, message: str) -> None:
+        with self._lock:
+            self.count += 1
+            # 'Nan, Inf or huge value in QACC at DOF 3. The simulation is unstable. Time = 0.01.' -> kind
+            self.kinds[re.split(r" at | Time = |\. ", message, maxsplit=1)[0].strip(". ")] += 1
+            if self.count <= self.MAX_LOGGED:
+                if self._file is None:
+                    self.log_path.parent.mkdir(parents=True, exist_ok=True)
+                    self._file = open(self.log_path, "a", encoding="utf-8")
+                self._file.write(f"WARNING: {message}\n")
+                if self.count == self.MAX_LOGGED:
+                    self._file.write(f"... further warnings are counted, not logged\n")
+
+    def summary(self) -> str:
+        """e.g. "MuJoCo: 3650 warnings (3650 x 'Nan, Inf or huge value in QACC'); diverged simulations
+        were restored and counted as failures; log: results/x/MUJOCO_LOG.TXT" ('' when none)."""
+        if not self.count:
+            return ""
+        kinds = ", ".join(f"{n} x '{k}'" for k, n in self.kinds.most_common(3))
+        return (f"MuJoCo: {self.count} warning{'s' if self.count != 1 else ''} ({kinds}); diverged simulations "
+                f"were restored and counted as failures; log: {self.log_path}")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+_ACTIVE: list[MujocoWarnings] = []
+
+
+@contextlib.contextmanager
+def mujoco_warnings(log_path: str | Path):
+    """Route MuJoCo's warnings to a `MujocoWarnings` logging to `log_path` for the block.
+
+    Yields (handler, owned): nested blocks share the outermost handler (owned False), so a
+    pipeline and its train stage count into one log and only the owner prints the summary.
+    """
+    if _ACTIVE:
+        yield _ACTIVE[-1], False
+        return
+    w = MujocoWarnings(log_path)
+    prev = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(w)
+    _ACTIVE.append(w)
+    try:
+        yield w, True
+    finally:
+        mujoco.set_mju_user_warning(prev)
+        _ACTIVE.pop()
+        w.close()
 
 
 def _foot_bodies(model: mujoco.MjModel) -> list[tuple[int, str]]:

@@ -25,7 +25,11 @@ def _has_warp() -> bool:
 
 
 def available_backends() -> list[str]:
-    """Concrete backends usable here: always 'cpu' and 'mjx-jax'; 'mjx-warp' with a GPU and warp."""
+    """Backends worth running here: always 'cpu' and 'mjx-jax'; 'mjx-warp' with a GPU and warp.
+
+    ('mjx-warp' also runs on a CPU when warp is installed, through Warp's CPU device, but far slower
+    than 'cpu'; it is there to test the GPU code path, so it is only used when asked for by name.)
+    """
     out = ["cpu", "mjx-jax"]
     if _has_gpu() and _has_warp():
         out.append("mjx-warp")
@@ -40,14 +44,19 @@ def resolve_backend(name: str) -> str:
         return "mjx-warp" if "mjx-warp" in available_backends() else "cpu"
     if name == "mjx":
         return "mjx-jax"
-    if name == "mjx-warp" and "mjx-warp" not in available_backends():
-        raise ConfigError("backend 'mjx-warp' needs an NVIDIA GPU visible to JAX and the 'warp-lang' package",
+    if name == "mjx-warp" and not _has_warp():
+        raise ConfigError("backend 'mjx-warp' needs the 'warp-lang' package: pip install 'mujoco-mjx[warp]' "
+                          "(same version as mujoco), or the gpu extra: pip install -e '.[gpu]'",
                           field="env.backend")
     return name
 
 
-def make_backend(loaded, name: str = "auto", body_ids: np.ndarray | None = None, nthread: int = 0):
-    """Build a physics backend for `loaded` (LoadedModel or MjModel). See `msdiversity.physics`."""
+def make_backend(loaded, name: str = "auto", body_ids: np.ndarray | None = None, nthread: int = 0,
+                 nworld: int | None = None):
+    """Build a physics backend for `loaded` (LoadedModel or MjModel). See `msdiversity.physics`.
+
+    `nthread`: cpu backend threads (0 = all CPUs); `nworld`: mjx-warp buffer capacity, the most
+    simulations stepped in one call (default `mjx_backend.default_nworld()`)."""
     kind = resolve_backend(name)
     if kind == "cpu":
         from msdiversity.physics.cpu import CpuBackend
@@ -55,4 +64,5 @@ def make_backend(loaded, name: str = "auto", body_ids: np.ndarray | None = None,
         return CpuBackend(loaded, body_ids=body_ids, nthread=nthread)
     from msdiversity.physics.mjx_backend import MjxBackend
 
-    return MjxBackend(loaded, body_ids=body_ids, impl=kind.split("-")[1])
+    impl = kind.split("-")[1]
+    return MjxBackend(loaded, body_ids=body_ids, impl=impl, **({"nworld": nworld} if impl == "warp" else {}))

@@ -24,7 +24,7 @@ from msdiversity.errors import InputError
 
 REG_FIELDS = ("effort_exponent", "effort_weight", "smoothness_weight", "synergy_weight", "emg_weight")
 UNITS = {"excitation": "1", "activation": "1", "muscle_force": "N", "qpos": "rad or m", "qpos_ref": "rad or m",
-         "body_pos": "m", "body_pos_ref": "m", "grf": "N", "grf_ref": "N", "cop": "m",
+         "body_pos": "m", "body_pos_ref": "m", "grf": "N", "grf_ref": "N", "cop": "m", "cop_ref": "m",
          "ref_qpos_full": "MuJoCo qpos (rad, m, quaternion)", "ref_qvel_full": "MuJoCo qvel (rad/s, m/s)",
          "time": "s", "alive": "bool"}
 
@@ -160,7 +160,9 @@ def _dataset(env, arr: dict, members: list[dict], attrs: dict) -> xr.Dataset:
         ds = ds.assign_coords(foot=list(env.feet))
         if ref["grf"] is not None:
             ds["grf_ref"] = (("time", "foot", "axis"), np.asarray(ref["grf"][:T], float))
-    for name in ("activation", "excitation"):
+        if ref.get("cop") is not None:  # measured centre of pressure: gait inverse dynamics applies the GRF there
+            ds["cop_ref"] = (("time", "foot", "axis"), np.asarray(ref["cop"][:T], float))
+    for name in ("activation", "excitation", "emg"):  # emg: envelopes attached by [motion] emg (NaN = none)
         if ref.get(name) is not None:
             ds[f"{name}_ref"] = (("time", "muscle"), np.asarray(ref[name][:T], float))
             ds[f"{name}_ref"].attrs["units"] = "1"
@@ -174,6 +176,7 @@ def _dataset(env, arr: dict, members: list[dict], attrs: dict) -> xr.Dataset:
                      "gravity": float(np.linalg.norm(g)), "gravity_vector": json.dumps(g.tolist()),
                      "msdiversity_version": __version__, "units": json.dumps(UNITS),
                      "model": str(getattr(env.loaded, "source", "")), "experiment": "", "motion": "",
+                     "ref_t0": float(getattr(env, "ref_t0", 0.0)),
                      "config": "{}"})
     ds.attrs.update({k: (v if isinstance(v, (str, int, float)) else json.dumps(v, default=str))
                      for k, v in attrs.items()})

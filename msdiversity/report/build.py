@@ -134,7 +134,7 @@ def _stats_table(ana: xr.Dataset | None) -> str:
         return "<p class='note'>No statistics in the analysis dataset.</p>"
     cols = [("description", "test"), ("n", "n (members)"), ("statistic_name", "statistic"), ("statistic", "value"),
             ("p", "p (permutation)"), ("effect_name", "effect size"), ("effect_size", "estimate"),
-            ("ci_low", "95% CI low"), ("ci_high", "95% CI high")]
+            ("ci_low", "95% CI low"), ("ci_high", "95% CI high"), ("note", "note")]
     head = "<tr><th>name</th>" + "".join(f"<th>{html.escape(h)}</th>" for _, h in cols) + "</tr>"
     rows = []
     for t in ana["test"].values:
@@ -192,6 +192,7 @@ def render_report(inputs: ReportInputs, title: str | None = None) -> tuple[str, 
              + (_est_card("GRF RMSE", h.grf_rmse_pct_bw, 1) if h.has_grf else "")
              + _est_card("muscle diversity D_int", h.d_int, 1) + _est_card("movement diversity D_ext", h.d_ext, 1)
              + _est_card("diversity index", h.index, 2)
+             + (_est_card("null-space fraction", h.null_fraction, 2) if h.null_fraction.ok else "")
              + (_card("permutation test p", text.fmt_p(float(h.test["p"])), "activation vs movement distance")
                 if h.test.get("p") is not None else "") + "</div>")
     s.append(f"<p class='note'>Motion: {html.escape(h.motion)}</p>")
@@ -226,6 +227,15 @@ def render_report(inputs: ReportInputs, title: str | None = None) -> tuple[str, 
                 "Coloured: members. Red: static optimisation (min Σ a<sup>p</sup> subject to the reference's "
                 "inverse-dynamics torques; solid p = 2). Grey band: the range of activation each muscle can take "
                 "while the others still produce those torques (feasible band).")
+    from msdiversity.report import gait_panels as GP  # EMG / classical (OpenSim) comparison, when analysed
+
+    if GP.emg_panels(rec, ana) is not None:
+        page.figure(s, "emg-gait", GP.emg_panels(rec, ana), "Members vs EMG and classical solutions over the gait cycle",
+                    GP.caption(ana))
+    if GP.classical_bars(rec, ana) is not None:
+        page.figure(s, "classical-r", GP.classical_bars(rec, ana), "Members vs classical (OpenSim) activations",
+                    "Pearson r over the phase samples the classical file covers, per muscle: dots = members "
+                    "(deterministic trial), bars = ensemble mean. " + GP.html.escape(str(ana.attrs.get("cmp_classical", ""))))
     page.figure(s, "distances", F.distance_matrices(ana, rec) if ana is not None else None,
                 "Pairwise distances between members",
                 "Distance between every pair of members, divided by their trial-to-trial variability "

@@ -82,6 +82,12 @@ class Headline:
     match_note: str = ""
     has_grf: bool = False
     vaf_threshold: float = 0.9
+    null_fraction: Estimate = Estimate(math.nan)  # model-based: share of member differences the torques cannot see
+    null_chance: float = math.nan  # what isotropic random differences would give
+    refused: str = ""                # why the noise-normalised measures were not computed ("" = they were)
+    tracking_failed: bool = False
+    family_p: float = math.nan
+    test_name: str = ""
 
 
 def bootstrap_mean(x, seed: int = 0, n_boot: int = 2000) -> Estimate:
@@ -145,6 +151,8 @@ def headline(rec: xr.Dataset, ana: xr.Dataset | None) -> Headline:
         c = ana["syn_match_cosine"].transpose("member", "member_b").values[keep][:, keep]
         sc = bootstrap_mean((c.sum(axis=1) - np.diag(c)) / (n_k - 1))
     inside = bootstrap_mean(get("base_inside_fraction")) if has("base_inside_fraction") else Estimate(math.nan)
+    tname = next((n for n in ("act_vs_external", "act_vs_kinematics") if _test_row(ana, n)), "")
+    attrs = ana.attrs if ana is not None else {}
     return Headline(
         n_matched=n_k, match_note=str(ana.attrs.get("match_note", "")) if ana is not None else "",
         n_members=n_mem, n_trials=int(rec.sizes.get("trial", 1)), model=str(rec.attrs.get("model", "?")),
@@ -154,7 +162,8 @@ def headline(rec: xr.Dataset, ana: xr.Dataset | None) -> Headline:
         grf_rmse_pct_bw=Estimate(gr.value, gr.lo, gr.hi, "% BW", gr.how),
         act_distance=ad,
         d_int=_boot_var(ana, "div_internal"), d_ext=_boot_var(ana, "div_external"), index=_boot_var(ana, "div_index"),
-        test=_test_row(ana, "act_vs_external"), synergy_test=_test_row(ana, "synergies_shared"),
+        test=_test_row(ana, tname) if tname else {}, test_name=tname,
+        synergy_test=_test_row(ana, "synergies_differ"),
         k_common=float(get("syn_k_common")) if has("syn_k_common") else math.nan,
         synergy_cosine=sc,
         n_families=float(get("emb_n_families")) if has("emb_n_families") else math.nan,
@@ -162,6 +171,10 @@ def headline(rec: xr.Dataset, ana: xr.Dataset | None) -> Headline:
         normalisation=str(ana.attrs.get("normalisation", "")) if ana is not None else "",
         has_grf=bool(int(ana.attrs.get("has_grf", 0))) if ana is not None else ("grf" in rec),
         vaf_threshold=_vaf_threshold(ana),
+        null_fraction=_boot_var(ana, "div_null_fraction"),
+        null_chance=float(get("div_null_fraction_chance")) if has("div_null_fraction_chance") else math.nan,
+        refused=str(attrs.get("diversity_refused", "")), tracking_failed=bool(int(attrs.get("tracking_failed", 0))),
+        family_p=float(get("emb_family_p")) if has("emb_family_p") else math.nan,
     )
 
 
@@ -179,6 +192,13 @@ def fmt_p(p: float) -> str:
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
+def _finite_row(t: dict, key: str) -> bool:
+    try:
+        return math.isfinite(float(t.get(key, math.nan)))
+    except (TypeError, ValueError):
+        return False
+
+
 def conclusion(h: Headline) -> list[str]:
     """Plain-language paragraphs (HTML-safe text, no markup) generated from the headline numbers."""
     out = []
@@ -188,8 +208,13 @@ def conclusion(h: Headline) -> list[str]:
     s = (f"Across {h.n_members} ensemble members, the deterministic rollouts reproduce the reference joint angles "
          f"with an RMSE of {h.joint_rmse_deg.fmt(1, '')} (mean over members)")
     if h.has_grf and h.grf_rmse_pct_bw.ok:
-        s += f" and the ground reaction forces with an RMSE of {h.grf_rmse_pct_bw.fmt(1)}"
+        s += f" and the ground reaction forces with an RMSE of {h.grf_rmse_pct_bw.fmt(1)} (worst force component)"
     out.append(s + ".")
+    if h.tracking_failed:
+        out.append(f"Tracking failed: {h.refused}. No conclusion about muscle diversity is drawn from this "
+                   "ensemble: differences in activations between members that do not perform the movement say "
+                   "nothing about redundancy. Train longer or check the reference motion.")
+        return out
     if h.joint_rmse_deg.value > POOR_TRACKING_DEG:
         out.append(f"Caution: the tracking error is above {POOR_TRACKING_DEG:g}°, so members do not reproduce the "
                    "movement closely; differences in their muscle activations may reflect different movements "
@@ -201,47 +226,84 @@ def conclusion(h: Headline) -> list[str]:
     if h.act_distance.ok:
         out.append(f"Their muscle activations differ: the RMSE between one member's activation pattern and "
                    f"another's (activation units, 0–1) is on average {h.act_distance.fmt(3)}.")
-    if h.d_int.ok and h.d_ext.ok:
+    if h.null_fraction.ok:
+        chance = (f"; differences in random directions would give {h.null_chance:.2f}"
+                  if math.isfinite(h.null_chance) else "")
+        out.append(f"Of these differences, a fraction {h.null_fraction.fmt(2)} lies in the null space of the muscles' "
+                   "activation-to-joint-torque map (moment arms × force-length-velocity) along the reference motion: "
+                   f"that part changes no joint torque, so it is redundancy the motion cannot reveal{chance}. "
+                   "The map is evaluated at the reference state, not at each member's own state.")
+    if h.refused:
+        out.append(f"The noise-normalised diversity index and the activation-vs-movement tests were not computed: "
+                   f"{h.refused}. Without a trial-to-trial noise floor there is nothing to compare the size of "
+                   "muscle and movement differences against, so no statement is made about which is larger.")
+    elif h.d_int.ok and h.d_ext.ok:
         ext = "kinematics and GRF" if h.has_grf else "kinematics"
-        unit = ("their own trial-to-trial variability" if h.normalisation == "trial"
-                else "the temporal variability of the ensemble-mean pattern (single-trial fallback)")
-        out.append(f"Measured in units of {unit}, members are {h.d_int.fmt(1)} apart in muscle activations and "
-                   f"{h.d_ext.fmt(1)} apart in {ext}; the internal/external diversity index is "
-                   f"{h.index.fmt(2)} (0 = identical muscles, 0.5 = muscles as diverse as movement, "
-                   f"towards 1 = diverse muscles for the same movement).")
+        out.append(f"Measured in units of each modality's own trial-to-trial variability (in a frequency band matched "
+                   f"across modalities, so that the body's smoothing of noise does not bias it), members are "
+                   f"{h.d_int.fmt(1)} apart in muscle activations and {h.d_ext.fmt(1)} apart in {ext}; the "
+                   f"internal/external diversity index is {h.index.fmt(2)} (0 = identical muscles, 0.5 = muscles "
+                   f"differ as much as movement relative to their noise, towards 1 = diverse muscles for the same "
+                   "movement).")
     t = h.test
-    if t and "p" in t:
+    if t and _finite_row(t, "p"):
         p = float(t["p"])
         eff = (f", effect size {t.get('effect_name', 'd')} = {float(t['effect_size']):.2f}"
                f" (95% CI {ci_range(float(t.get('ci_low', math.nan)), float(t.get('ci_high', math.nan)), 2)})"
-               if "effect_size" in t else "")
+               if _finite_row(t, "effect_size") else "")
         n = int(t.get("n", h.n_members))
+        vs = "movement (kinematics and GRF)" if h.test_name == "act_vs_external" else "kinematics"
         if p < ALPHA and (not h.d_int.ok or not h.d_ext.ok or h.d_int.value > h.d_ext.value):
-            out.append(f"A permutation test over members finds the activation differences larger than the movement "
-                       f"differences (p = {fmt_p(p)}, n = {n} members{eff}). Under this model and these training "
-                       "settings, the movement does not uniquely determine the muscle activations.")
+            out.append(f"A permutation test over members finds the activation differences larger than the differences "
+                       f"in {vs}, each relative to its trial-to-trial noise (p = {fmt_p(p)}, n = {n} members{eff}). "
+                       "Under this model and these training settings, members reproduce the movement with "
+                       "different muscle activations.")
         else:
             out.append(f"A permutation test over members did not detect activation differences larger than the "
-                       f"movement differences (p = {fmt_p(p)}, n = {n} members{eff}); with {n} members this does not "
+                       f"differences in {vs} (p = {fmt_p(p)}, n = {n} members{eff}); with {n} members this does not "
                        "show that the muscle solution is unique.")
+        if str(t.get("note", "")):
+            out.append(f"Note: {t['note']}.")
     if math.isfinite(h.k_common) and h.synergy_cosine.ok:
-        s = (f"Muscle synergies: the median member needs {int(h.k_common)} synerg{'y' if int(h.k_common) == 1 else 'ies'} to reach the VAF threshold "
-             f"({100 * h.vaf_threshold:g}% of activation variance); matched synergies have a mean cosine similarity "
-             f"of {h.synergy_cosine.fmt(2)} between members")
+        s = (f"Muscle synergies: the median member needs {int(h.k_common)} synerg{'y' if int(h.k_common) == 1 else 'ies'} "
+             f"(global VAF ≥ {100 * h.vaf_threshold:g}% and every active muscle's own VAF ≥ 75%, tonic activity "
+             f"removed); matched synergies have a mean cosine similarity of {h.synergy_cosine.fmt(2)} between members")
         st = h.synergy_test
-        if st and "p" in st:
-            s += (f", {'more' if float(st['p']) < ALPHA else 'not detectably more'} similar than shuffled synergies "
-                  f"(p = {fmt_p(float(st['p']))})")
+        if st and _finite_row(st, "p"):
+            lost = float(st.get("statistic", math.nan))
+            if float(st["p"]) < ALPHA:
+                s += (f". Members' synergies are not shared: reconstructing a member's held-out data with another "
+                      f"member's synergies loses {100 * lost:.1f}% of the variance on average (p = {fmt_p(float(st['p']))})")
+            else:
+                s += (f". No evidence that the synergies differ between members: another member's synergies lose "
+                      f"{100 * lost:.1f}% of held-out variance (p = {fmt_p(float(st['p']))}; shared within 1% VAF "
+                      "cannot be rejected, which does not prove sharing)")
         out.append(s + ".")
     if math.isfinite(h.n_families):
         nf = int(h.n_families)
+        pp = f" (p = {fmt_p(h.family_p)} against a unimodal null)" if math.isfinite(h.family_p) else ""
         out.append("Clustering the activation patterns finds " + (
-            "no separate solution families (one continuum)." if nf <= 1 else f"{nf} solution families."))
+            f"no evidence for more than one solution family{pp}: the members form one group or a continuum."
+            if nf <= 1 else f"{nf} solution families{pp}."))
     if h.inside_feasible.ok:
         out.append(f"{100 * h.inside_feasible.value:.0f}% (95% CI {100 * h.inside_feasible.lo:.0f}–"
                    f"{100 * h.inside_feasible.hi:.0f}%) of member activations lie inside the range of activations that "
                    "can produce the reference motion's inverse-dynamics joint torques (feasible band).")
+    out.append(cannot_conclude(h))
     return out
+
+
+def cannot_conclude(h: Headline) -> str:
+    """What this report cannot conclude, whatever the numbers say."""
+    items = [f"that the muscle solution is unique or that these {h.n_matched or h.n_members} members span all "
+             "possible solutions (they are the solutions this training found)",
+             "that people use the same or different activations (the members are simulated controllers)"]
+    if not h.null_fraction.ok:
+        items.append("how much of the difference is redundancy in physical terms (the model-based null-space "
+                     "measure needs the model and was not computed)")
+    if h.n_trials < 2 or h.refused:
+        items.append("whether muscles differ more than movement (no trial-to-trial noise floor)")
+    return "What this report cannot conclude: " + "; ".join(items) + "."
 
 
 def config_from_attrs(rec: xr.Dataset) -> dict:

@@ -68,3 +68,78 @@ def file_digest(path: Path) -> str | None:
             h.update((file_digest(p) or "").encode())
         return h.hexdigest()
     return None
+
+
+def remove_stale_tmp(directory: str | Path) -> list[Path]:
+    """Delete temporary files `atomic_path` left behind when a process was killed mid-write
+    (`.<name>.<random>.tmp`, in `directory` and its sub-folders). Call only while holding the
+    folder's `results_lock`, so no live writer's file is removed. Returns what was removed."""
+    gone = []
+    for p in Path(directory).rglob(".*.tmp"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+
+LOCK_FILE = ".lock"
+_HELD: dict[str, list] = {}  # resolved folder -> [open lock file, depth]: re-entrant in one process
+
+
+@contextlib.contextmanager
+def results_lock(directory: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on a results folder for the duration of the block.
+
+    The lock is an `flock` on `<directory>/.lock` (released by the kernel however the process ends,
+    so a killed run never leaves a stale lock); the file names the holder (pid, host, start time) for
+    the message another process gets. Re-entrant within one process (the pipeline holds it around the
+    train stage, which takes it again). A folder this call created and that holds nothing but the
+    lock afterwards (e.g. a configuration error stopped the run) is removed again.
+
+    Raises:
+        ResultsLocked: another process holds the lock.
+    """
+    import datetime
+    import fcntl
+    import socket
+
+    from msdiversity.errors import ResultsLocked
+
+    d = Path(directory).absolute()
+    key = str(d.resolve()) if d.exists() else str(d)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield d
+        finally:
+            _HELD[key][1] -= 1
+        return
+    created = not d.exists()
+    d.mkdir(parents=True, exist_ok=True)
+    key = str(d.resolve())
+    f = open(d / LOCK_FILE, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().strip() or "unknown process"
+        f.close()
+        raise ResultsLocked(f"{directory} is in use by another msdiversity process ({holder}); wait for it to "
+                            "finish, or use another --name") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}, "
+            f"started {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}\n")
+    f.flush()
+    _HELD[key] = [f, 1]
+    try:
+        yield d
+    finally:
+        del _HELD[key]
+        try:
+            if created and {p.name for p in d.iterdir()} <= {LOCK_FILE}:
+                (d / LOCK_FILE).unlink(missing_ok=True)
+                d.rmdir()
+        except OSError:
+            pass
+        f.close()  # releases the flock
