@@ -80,8 +80,8 @@ def physics_rate(env, n: int) -> float:
 
     s = jax.vmap(env.reset)(jax.random.split(jax.random.PRNGKey(0), n))
     a = jnp.full((n, env.action_size), 0.1, jnp.float32)
-    if getattr(env, "residual", False):
-        a = a.at[:, -6:].set(0.0)
+    if getattr(env, "n_residual", 0):
+        a = a.at[:, env.model.nu:].set(0.0)  # residuals off: physics alone
     step = jax.jit(jax.vmap(env.step))
     s = step(s, a)
     jax.block_until_ready(s.obs)

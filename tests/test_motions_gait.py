@@ -226,6 +226,53 @@ def test_periodic_cycle_by_mirroring_a_half_stride(legs):
     np.testing.assert_allclose(cyc.grf, full.grf[i0:i0 + n], atol=1e-6)  # feet swapped in the second half
 
 
+def synthetic_sagittal_walk(lm, period=1.1, speed=1.2, dt=0.01, duration=3.0, hs_r=0.13):
+    """The same symmetric walk on a planar root (slides + pelvis tilt): forward speed, pelvis height and
+    tilt oscillating twice per stride, sinusoidal hips/knees/ankles, half-sine vertical GRF."""
+    from msdiversity.motions.mapping import _fill_coupled, _qvel
+
+    m = lm.model
+    root = gait._root(m)
+    t = np.arange(int(round(duration / dt)) + 1) * dt
+    ph = 2 * np.pi * (t - hs_r) / period
+    q = np.tile(m.key_qpos[0] if m.nkey else m.qpos0, (len(t), 1))
+    for a, inc in root.translation_to_q(np.stack([speed * t, 0 * t, 0 * t], 1)).items():
+        q[:, a] += inc
+    vert = [a for a, _, ax in root.slides if abs(ax[2]) > 0.5][0]
+    q[:, vert] += 0.01 * np.cos(2 * ph)
+    adr = lambda n: m.jnt_qposadr[mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_JOINT, n)]  # noqa: E731
+    q[:, adr("pelvis_tilt")] += 0.04 * np.sin(2 * ph)
+    driven = []
+    for side, off in (("r", 0.0), ("l", np.pi)):
+        q[:, adr(f"hip_flexion_{side}")] = 0.15 + 0.35 * np.cos(ph + off)
+        q[:, adr(f"knee_angle_{side}")] = 0.55 + 0.5 * np.sin(ph + off - 2.0)
+        q[:, adr(f"ankle_angle_{side}")] = 0.1 * np.sin(ph + off + 1.0)
+        driven += [f"hip_flexion_{side}", f"knee_angle_{side}", f"ankle_angle_{side}"]
+    jids = scalar_joint_ids(m)
+    mask = np.array([mujoco.mj_id2name(m, mujoco.mjtObj.mjOBJ_JOINT, j) in driven for j in jids])
+    _fill_coupled(m, q, {int(j) for j, k in zip(jids, mask) if k})
+    g = np.zeros((len(t), 2, 3))
+    for fi, off in ((0, 0.0), (1, 0.5)):
+        phi = (ph / (2 * np.pi) - off) % 1.0
+        g[:, fi, 2] = np.where(phi < 0.62, 700 * np.sin(np.pi * np.minimum(phi, 0.62) / 0.62), 0.0)
+    return ModelReference(dt=dt, qpos=q, qvel=_qvel(m, q, dt), grf=g, excitation=None, activation=None, emg=None,
+                          joint_mask=mask, meta={"source": "synthetic sagittal walk", "root_tracked": True})
+
+
+def test_periodic_cycle_mirrors_a_half_stride_on_a_planar_root():
+    """myolegs_sagittal (planar root): a half stride is completed by mirroring, as on the free root."""
+    sag = load_model("myolegs_sagittal")
+    full = synthetic_sagittal_walk(sag)
+    half = synthetic_sagittal_walk(sag, duration=0.95)  # right strike 0.13, left 0.68, no second right strike
+    cyc = gait.periodic_cycle(half, sag)
+    p = cyc.meta["periodic"]
+    assert p["mode"] == "mirror" and abs(cyc.n_frames - 110) <= 1
+    np.testing.assert_allclose(cyc.cycle_shift, [1.32, 0.0, 0.0], atol=0.01)
+    i0, n = p["source_frames"][0], cyc.n_frames
+    np.testing.assert_allclose(cyc.qpos, full.qpos[i0:i0 + n], atol=0.005)  # second half = the left half, rebuilt
+    np.testing.assert_allclose(cyc.grf, full.grf[i0:i0 + n], atol=1e-6)  # feet swapped in the second half
+
+
 def test_periodic_cycle_removes_a_seam_mismatch(legs):
     ref = synthetic_walk(legs)
     q = ref.qpos.copy()

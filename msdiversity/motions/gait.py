@@ -668,9 +668,9 @@ class _Mirror:
 def _mirror_map(model: mujoco.MjModel, root: _Root) -> _Mirror:
     from msdiversity.models.registry import scalar_joint_ids
 
-    if root.free is None:
-        raise InputError("bilateral mirroring needs a model with a free root; give a motion with a full stride "
-                         "(mode='stride')", field="periodic")
+    if root.free is None and not root.moves:
+        raise InputError("bilateral mirroring needs a model whose root moves (a free root, or planar slides and a "
+                         "hinge); give a motion with a full stride (mode='stride')", field="periodic")
     ball = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_JOINT, j) for j in range(model.njnt)
             if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_BALL]
     if ball:
@@ -755,6 +755,22 @@ def _quat_to_rotvec(q: np.ndarray) -> np.ndarray:
 
 def _mat_to_rotvec(r: np.ndarray) -> np.ndarray:
     return _quat_to_rotvec(_mat_to_quat(r))
+
+
+def _root_poses(model: mujoco.MjModel, root: _Root, qpos: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """[(world position (3,), rotation (3, 3))] of the root body at each frame of qpos (T, nq). A free root's
+    position is its qpos translation; a planar root's is the sum of its slides (as `_Root.position`)."""
+    pos = root.position(qpos)
+    if root.free is not None:
+        a = root.free[1]
+        return [(p, _quat_to_mat(q[a + 3:a + 7])) for p, q in zip(pos, qpos)]
+    d = mujoco.MjData(model)
+    out = []
+    for p, q in zip(pos, qpos):
+        d.qpos[:] = q
+        mujoco.mj_kinematics(model, d)
+        out.append((p, d.xmat[root.body].reshape(3, 3).copy()))
+    return out
 
 
 class _State:
@@ -965,9 +981,7 @@ def periodic_cycle(ref: ModelReference, model, cycles: int = 1, mode: str = "aut
                                  + _horizontal_unit(hd[i1], "pelvis forward axis"), "pelvis forward axis")
         lat_w = np.array([-dwalk[1], dwalk[0], 0.0])
         # walking line half way (laterally) between the mid-sagittal points at the two heel strikes
-        a = root.free[1]
-        mids = [p + _quat_to_mat(q[a + 3:a + 7]) @ (mir.offset * mir.lat_body) for p, q in
-                zip(pos, ref.qpos[[i0, i1]])]
+        mids = [p + r @ (mir.offset * mir.lat_body) for p, r in _root_poses(m, root, ref.qpos[[i0, i1]])]
         c = lat_w * (lat_w @ (mids[0] + mids[1]) / 2)
         mirror = _State(m, root, mir, lat_w, c)
         h_vec = dwalk * (dwalk @ disp)
