@@ -15,7 +15,6 @@ import importlib.util
 import warnings
 from pathlib import Path
 
-import mujoco
 import numpy as np
 
 from msdiversity.analysis import baselines as B

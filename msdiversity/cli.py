@@ -88,8 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     _wire()
+    fmt = warnings.formatwarning
     if not debug:  # a warning is one line (category: message), not the source line that raised it
         warnings.formatwarning = _one_line_warning
+    try:
+        return _main(argv, debug)
+    finally:
+        warnings.formatwarning = fmt
+
+
+def _main(argv: list[str], debug: bool) -> int:
     try:
         rv = app(argv, standalone_mode=False)
     except MsdError as e:
@@ -106,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(e, "show") and hasattr(e, "exit_code"):  # click usage error (vendored by typer)
             e.show()
             return e.exit_code
+        if "KeyboardInterrupt" in str(e) and not debug:  # a Ctrl-C that JAX re-raised from a host callback
+            typer.echo("interrupted", err=True)
+            return 130
         if debug:
             raise
         typer.echo(f"error: {type(e).__name__}: {e} (run with --debug for the traceback)", err=True)

@@ -74,6 +74,13 @@ def test_item2_index_does_not_depend_on_noise_smoothness():
 def test_item4_families_calibrated_against_a_unimodal_null():
     """Old: silhouette with a fixed 0.25 cut found >= 2 families in a continuum in 98-100 % of
     replicates. Now: 2 planted families -> 2; a continuum -> 1 in most replicates."""
+    from scipy.spatial.distance import pdist, squareform
+    from sklearn.metrics import silhouette_score
+
+    from msdiversity.analysis.embedding import silhouette
+
+    X, lab = np.random.default_rng(0).standard_normal((12, 3)), np.array([0] * 3 + [1] + [2] * 8)
+    assert silhouette(squareform(pdist(X)), lab) == pytest.approx(silhouette_score(X, lab))
     cfg = dataclasses.replace(FAST, n_perm=200)
     two = synthetic_recording(0, n_members=10, n_trials=2, n_time=100, n_muscles=8, k_true=2, n_families=2,
                               family_mix=0.8, with_grf=False)
@@ -206,3 +213,14 @@ def test_report_says_tracking_failed_and_what_it_cannot_conclude():
     words = " ".join(T.conclusion(T.headline(one, analyze_recording(one, FAST))))
     assert "were not computed" in words and "finds the activation differences larger" not in words
     assert "What this report cannot conclude" in words and "no trial-to-trial noise floor" in words
+
+
+def test_item10_sharing_is_not_tested_when_k_equals_the_number_of_muscles():
+    """With k = muscles every synergy set spans all activations; the old test (and a naive held-out
+    test) then read "shared" for any ensemble (default demo with all trials: 0.5 % VAF lost, p = 0.98)."""
+    rng = np.random.default_rng(1)
+    act = rng.random((4, 1, 50, 3)) ** 3  # 3 muscles, member-specific random patterns
+    rec = synthetic_recording(13, n_members=4, n_trials=1, n_time=50, n_muscles=3, k_true=1, n_families=1,
+                              with_grf=False, with_forces=False)
+    ds, t = synergies(0, rec, act, np.linspace(0, 100, 50), k_max=3, n_null=5, vaf_threshold=0.999)
+    assert int(ds["syn_k_common"]) == 3 and np.isnan(t.p) and "equals the number of muscles" in t.note

@@ -113,8 +113,10 @@ def test_out_of_range_counted_and_clipped():
     elbow = np.array([-0.2, 0.5, 1.0, 2.5, 3.0])  # two above the 2.27 rad limit, one below 0
     m = ReferenceMotion(t, ("r_elbow_flex",), elbow[:, None], [True], meta={"source": "test"})
     lm = load_model("myoelbow_2dof")
+    with pytest.raises(InputError, match="60% of frames"):  # mostly out of range: refused by default
+        map_to_model(m, lm, auto_sign=False)
     with pytest.warns(MotionWarning, match="r_elbow_flex: 3 frames"):
-        ref, rep = map_to_model(m, lm, auto_sign=False)
+        ref, rep = map_to_model(m, lm, auto_sign=False, strict=False)
     assert rep.out_of_range == {"r_elbow_flex": 3} and rep.unmatched_model == ("r_shoulder_elev",)
     assert ref.qpos[:, 1] == pytest.approx(elbow)
     with pytest.warns(MotionWarning):

@@ -176,9 +176,10 @@ def test_truncated_newest_checkpoint_falls_back_with_one_message(tmp_path):
     mngr = checkpoint.manager(tmp_path / "ck")
     meta = {"settings": 1}
     rows = {0: {"loss": np.array([1.0, 2.0])}, 1: {"loss": np.array([3.0, 4.0])}}
-    assert checkpoint.save(mngr, 1, _state(1.0), meta, history=rows)
-    assert checkpoint.save(mngr, 2, _state(2.0), meta, history=rows)
-    assert not checkpoint.save(mngr, 2, _state(2.0), meta, history=rows)  # same step again: no error
+    checkpoint.save(mngr, 1, _state(1.0), meta)
+    checkpoint.save(mngr, 2, _state(2.0), meta)
+    # the same step again (Ctrl-C right after a periodic checkpoint): skipped (orbax used to raise)
+    assert checkpoint.save(mngr, 2, _state(2.0), meta) is False
     json.loads((tmp_path / "ck" / "meta.json").read_text())
     # truncate every file of the newest step (array data and its metadata)
     for f in (tmp_path / "ck" / "2").rglob("*"):
@@ -189,7 +190,9 @@ def test_truncated_newest_checkpoint_falls_back_with_one_message(tmp_path):
                                          meta, say=said.append)
     assert step == 1 and float(st["w"][0, 0]) == 1.0
     assert len(said) == 1 and "step 2" in said[0] and "resuming from step 1" in said[0]
-    h = checkpoint.load_history(tmp_path / "ck", 1)
+    # the metric history saved with a checkpoint, pruned with it
+    assert checkpoint.save(mngr, 3, _state(3.0), meta, history=rows) is True
+    h = checkpoint.load_history(tmp_path / "ck", 3)
     assert sorted(h) == [0, 1]
     np.testing.assert_array_equal(h[1]["loss"], rows[1]["loss"])
 
@@ -389,3 +392,22 @@ def test_evaluation_of_a_policy_that_always_diverges_is_not_perfect():
     fine = lambda obs: jnp.full(obs.shape[:-1] + (env.action_size,), 0.1)  # noqa: E731
     ok = jax.jit(lambda k: evaluate_policy(env, fine, k, 3, 6, w, 1.0))(jax.random.PRNGKey(0))
     assert np.isfinite(float(ok["eval/joint_err_deg"]))
+
+
+def test_report_on_a_motion_no_member_follows_says_tracking_failed():
+    """Members that fall at once: the report's first sentence must not say they reproduce the motion
+    (it used to read "reproduce the reference joint angles with an RMSE of 0.0 deg")."""
+    from msdiversity.analysis import AnalysisConfig, analyze_recording
+    from msdiversity.analysis.synthetic import synthetic_recording
+    from msdiversity.report import text as T
+
+    rec = synthetic_recording(12, n_members=4, n_trials=2, n_time=60, n_muscles=6, k_true=2, n_families=1,
+                              with_grf=False)
+    rec["alive"][:] = 0.0
+    rec["alive"][..., 0] = 1.0  # every rollout fails after its first frame (perfect until then)
+    cfg = AnalysisConfig(baselines=False, umap=False, n_null=10, n_perm=1000, n_boot=100, k_max=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        words = " ".join(T.conclusion(T.headline(rec, analyze_recording(rec, cfg))))
+    assert "Tracking failed" in words and "No conclusion about muscle diversity" in words
+    assert "reproduce the reference joint angles" not in words and "do not reproduce" in words

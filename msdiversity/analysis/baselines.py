@@ -427,8 +427,9 @@ def recording_loads(rec: xr.Dataset, model: mujoco.MjModel) -> tuple[FootLoads |
                           "root residuals carry it and static optimisation / feasible sets are not valid for gait")
         return None, "no external loads (the model has no feet)"
     if "cop_ref" not in rec:
-        return None, ("the recording has the reference GRF but not its centre of pressure (recorded before "
-                      "cop_ref existed): GRF not applied; root residuals carry the ground reaction")
+        return None, ("the recording has the reference GRF but not its centre of pressure (`cop_ref`; older "
+                      "recordings lack it): GRF not applied, the root residuals carry the ground reaction and "
+                      "static optimisation / feasible sets are not valid for gait")
     feet = [str(f) for f in rec["foot"].values] if "foot" in rec.coords else ["r", "l"]
     force = np.asarray(rec["grf_ref"].transpose("time", "foot", "axis").values, float)
     cop = np.asarray(rec["cop_ref"].transpose("time", "foot", "axis").values, float)

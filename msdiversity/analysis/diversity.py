@@ -261,6 +261,18 @@ def nu_spectral(mod: Modality, band: np.ndarray, idx: np.ndarray | None = None) 
     return spectral_ratio(pb, pw)
 
 
+def pair_band_ratio(mod: Modality, band: np.ndarray) -> np.ndarray:
+    """(M, M) band-matched distance of each pair in noise floors: sqrt(median over band bins of
+    P_ab(f) / mean_m P_noise,m(f)); the pairwise counterpart of `nu_spectral`."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pw = np.nanmean(mod.noise_spec[:, band], axis=0)  # (B,)
+        ok = np.isfinite(pw) & (pw > NOISE_FLOOR_REL * np.nanmax(np.abs(pw), initial=0.0))
+        if not ok.any():
+            return np.full(mod.pair_spec.shape[:2], np.nan)
+        return np.sqrt(np.nanmedian(mod.pair_spec[:, :, band][..., ok] / pw[ok], axis=-1))
+
+
 def index_from(d_int: float, d_ext: float) -> float:
     s = d_int + d_ext
     return float(d_int / s) if s > 0 else float("nan")
@@ -352,6 +364,11 @@ def diversity(seed, rec: xr.Dataset, prep: Prepared, n_boot: int = 1000) -> tupl
     out["div_act_corr_dist"] = (mm, act.C, {"units": "1", "long_name": "1 - r of activation patterns"})
     out["div_act_rmse_norm"] = (mm, norm_pair(act.D, act.w), {"units": "1", "long_name": "activation RMSE / trial-to-trial RMSE"})
     out["div_act_corr_dist_norm"] = (mm, norm_pair(act.C, act.wc), {"units": "1", "long_name": "(1 - r) / trial-to-trial (1 - r)"})
+
+    def band_pair(m):
+        return np.full((M, M), np.nan) if refused else pair_band_ratio(m, band)
+
+    out["div_act_band_norm"] = (mm, band_pair(act), {"units": "1", "long_name": "band-matched activation distance, noise floors"})
     out["div_within_act_rmse"] = ("member", act.w, {"units": "1", "long_name": "within-member activation RMSE"})
     names = {"kin": ("kin", "joint-angle", "deg", "div_within_kin_rmse_deg"),
              "trans": ("trans", "slide-joint", "cm", "div_within_trans_rmse_cm"),
@@ -362,6 +379,7 @@ def diversity(seed, rec: xr.Dataset, prep: Prepared, n_boot: int = 1000) -> tupl
         g = mods[key]
         out[f"div_{tag}_rmse"] = (mm, g.D, {"units": units, "long_name": f"{what} RMSE between members"})
         out[f"div_{tag}_rmse_norm"] = (mm, norm_pair(g.D, g.w), {"units": "1", "long_name": f"{what} RMSE / trial-to-trial RMSE"})
+        out[f"div_{tag}_band_norm"] = (mm, band_pair(g), {"units": "1", "long_name": f"band-matched {what} distance, noise floors"})
         out[within] = ("member", g.w, {"units": units, "long_name": f"within-member {what} RMSE"})
         out[f"div_effective_dim_{tag}"] = ((), g.pr, {"units": "1", "long_name": f"participation ratio, {what}"})
     out["div_muscle_cv"] = ("muscle", muscle_cv(act0), {"units": "1", "long_name": "CV across members (Winter)"})

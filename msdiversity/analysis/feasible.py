@@ -8,12 +8,13 @@ inside it.
 
 Sampler (`sample_polytope`): hit-and-run on the affine slice. Points are a = x0 + N z with N an
 orthonormal basis of the null space of A (SVD), so A a = b holds exactly; each step picks a
-direction d = N L u (u standard normal, L fixed), finds the chord {t : 0 ≤ a + t d ≤ 1} and moves to
-a uniform point on it. Any fixed direction law symmetric under d → −d leaves the uniform
-distribution invariant, so L may be chosen for speed: a pilot run with L = 1 estimates the
-covariance of P in z, and its Cholesky factor rounds the (often very elongated) polytope for the
-main run. Muscles whose LP range is empty (min = max) are held at that value. Several chains run
-side by side (vectorised) from random convex combinations of the 2m LP extreme points (inside P).
+direction d = N L u (u standard normal, L fixed during a run), finds the chord {t : 0 ≤ a + t d ≤ 1}
+and moves to a uniform point on it. Any fixed direction law symmetric under d → −d leaves the
+uniform distribution invariant, so L may be chosen for speed: it rounds the (often very elongated)
+polytope, first from the covariance of the 2m LP extreme points (per muscle min and max), then
+twice from the chains' own covariance. One chain per sample, all run together in JAX, from random
+convex combinations of the LP extreme points (inside P); 3k² steps (k = dimension of P). Muscles
+whose LP range is empty (min = max) are held at that value.
 
 Tested against polytopes whose marginals are known in closed form (a simplex slice: Beta(1, n−1);
 a hypersimplex slice of the cube) in tests/test_analysis_feasible.py.

@@ -95,7 +95,9 @@ def specificity(rec: xr.Dataset, prep: Prepared) -> xr.Dataset:
         "units": "deg", "long_name": "RMSE of the root's hinge coordinates (planar root orientation); NaN: none recorded"})
     out["spec_alive_fraction"] = ("member", alive0.mean(axis=1), {
         "units": "1", "long_name": "fraction of the recording the deterministic trial is alive (not fallen)"})
-    out["spec_joint_rmse_deg"] = ("member", joint_rmse, {"units": "deg", "long_name": "joint-angle RMSE vs reference"})
+    out["spec_joint_rmse_deg"] = ("member", joint_rmse, {
+        "units": "deg", "long_name": "joint-angle RMSE vs reference over the frames the member is alive (a member that "
+                                     "falls early is no match: see spec_alive_fraction / spec_matched)"})
     out["spec_joint_rmse_per_joint_deg"] = (("member", "joint"), per_joint,
                                             {"units": "deg", "long_name": "joint-angle RMSE per joint"})
     if "body_pos" in rec and "body_pos_ref" in rec:

@@ -1,8 +1,8 @@
 """Muscle synergies: NMF per member, VAF curve, matching across members, cross-reconstruction, and a
 shared-vs-specific test against a shuffled null.
 
-Model: A ≈ C W with A (samples, muscles) a member's activations (all its trials, time-normalised,
-concatenated; activations are already on a common 0..1 scale, so muscles are not re-normalised),
+Model: A ≈ C W with A (samples, muscles) a member's activations (the trials passed in - the analysis
+passes the deterministic trial 0 only - time-normalised, concatenated; activations are already on a common 0..1 scale, so muscles are not re-normalised),
 W (k, muscles) synergy vectors of unit norm and C (samples, k) ≥ 0 coefficients. scikit-learn's
 `NMF` (coordinate descent, NNDSVDa init) fits it; note sklearn names C `W` and W `components_`.
 
@@ -32,6 +32,7 @@ W (k, muscles) synergy vectors of unit norm and C (samples, k) ≥ 0 coefficient
   structure, even two families with different synergy sets; it is kept only to flag single
   matched synergies as more similar than chance (`syn_shared`: cosine above the null's 95th
   percentile of single matched cosines).
+  With k = number of muscles any synergy set spans every activation, so the test is not computed.
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ def sharing_test(seed, A: np.ndarray, K1: int, P: int, k: int, n_perm: int = 100
     if K1 >= 2:
         fit, test, how = rows[0::2].ravel(), rows[1::2].ravel(), "trials 0, 2, ... vs 1, 3, ..."
     else:
-        fit, test, how = rows[:, 0::2].ravel(), rows[:, 1::2].ravel(), "even vs odd phase samples (single trial)"
+        fit, test, how = rows[:, 0::2].ravel(), rows[:, 1::2].ravel(), "even vs odd phase samples of one trial"
     Wf = np.stack([nmf_fit(A[m, fit], k, seed=int(seed) + m)[0] for m in range(M)])
     cv = cross_vaf(A[:, test], Wf)  # (M_a, M_b)
     own = np.diag(cv)
@@ -271,7 +272,14 @@ def synergies(seed, rec: xr.Dataset, act: np.ndarray, phase: np.ndarray, k_max: 
         pairs = iu if len(iu) <= max_null_pairs else iu[rng.choice(len(iu), max_null_pairs, replace=False)]
         null_single.append(mean_matched_cosines(sh, pairs).ravel())
     p95 = float(np.quantile(np.concatenate(null_single), 0.95)) if null_single and len(iu) else float("nan")
-    test, _ = sharing_test(int(seed) + 7, A, K1, P, kc, n_perm)
+    if kc >= NM:  # as many synergies as muscles span every activation: any set reconstructs any data
+        from msdiversity.analysis.stats import not_computed
+
+        test = not_computed("synergies_differ", f"k = {kc} equals the number of muscles, so any synergy set "
+                            "reconstructs any member's data and sharing cannot be tested",
+                            "mean VAF lost with another member's synergies")
+    else:
+        test, _ = sharing_test(int(seed) + 7, A, K1, P, kc, n_perm)
 
     members = rec["member"].values
     out = xr.Dataset(coords={"member": members, "member_b": members, "k": np.arange(1, k_max + 1),

@@ -162,6 +162,8 @@ def synthetic_recording(
             "synergy_weight": ("member", np.zeros(M)),
             "emg_weight": ("member", np.zeros(M)),
             "tracked_joint": ("joint", np.ones(J, bool)),
+            "joint_is_rotation": ("joint", np.ones(J, bool)),  # all hinges (no model to look them up in)
+            "joint_is_root": ("joint", np.zeros(J, bool)),
         },
     )
     if with_forces:

@@ -80,12 +80,17 @@ def save(mngr: ocp.CheckpointManager, step: int, state, meta: dict,
     directory = Path(mngr.directory)
     if step in set(mngr.all_steps()):
         return False
-    if history is not None:
+    # several processes (msdiversity.ensemble.distributed): all take part in the orbax save (each
+    # writes its members' shards), only process 0 writes the side files
+    primary = jax.process_index() == 0
+    if history is not None and primary:
         save_history(directory, step, history)
-    write_text_atomic(directory / META, json.dumps(meta, sort_keys=True, indent=1))
+    if primary:
+        write_text_atomic(directory / META, json.dumps(meta, sort_keys=True, indent=1))
     mngr.save(step, args=ocp.args.StandardSave(state), force=True)
     mngr.wait_until_finished()
-    _prune_history(directory, set(mngr.all_steps()))
+    if primary:
+        _prune_history(directory, set(mngr.all_steps()))
     return True
 
 

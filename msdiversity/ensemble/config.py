@@ -8,7 +8,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from msdiversity.config import Experiment, section_to_dataclass
+from msdiversity.config import Experiment, check_value, section_to_dataclass
 from msdiversity.errors import ConfigError
 from msdiversity.learning.regularizers import FIELDS as REG_FIELDS
 
@@ -67,6 +67,8 @@ class EnsembleConfig:
 
 def section(cls, exp: Experiment, name: str, overrides: dict | None = None):
     values = exp.section(name)
+    for k, v in (overrides or {}).items():  # command-line values: their errors name no file line
+        check_value(name, k, v)
     values.update(overrides or {})
     return section_to_dataclass(cls, values, name, exp.path)
 

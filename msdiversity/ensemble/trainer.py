@@ -3,8 +3,9 @@
 `Trainer.iteration` (msdiversity.learning.ppo) is vmapped over the member axis; regularizer values
 are traced leaves of that axis, so members differ in data, not in code. The CPU physics backend is a
 `jax.pure_callback` with `vmap_method='broadcast_all'`, so all members' environments step in one
-`mujoco.batch` call per control step. The member axis is sharded over `jax.devices()` with a
-`NamedSharding` when their number divides the member count.
+`mujoco.batch` call per control step. The member axis is sharded over `jax.devices()` (of every
+process of a `jax.distributed` run) when their number divides the member count; each device runs
+its own block of members under `jax.shard_map` (`msdiversity.ensemble.distributed`).
 
 Outputs under `results/<experiment>/`: `checkpoints/` (orbax, every `checkpoint_every` iterations,
 at the end and on Ctrl-C), `metrics.nc` (dims member, iteration), `members.json`, `experiment.json`,
@@ -36,7 +37,7 @@ import numpy as np
 import xarray as xr
 
 from msdiversity.config import Experiment, experiment_from_dict, load_experiment
-from msdiversity.ensemble import checkpoint
+from msdiversity.ensemble import checkpoint, distributed
 from msdiversity.ensemble.build import build_env, user_files
 from msdiversity.ensemble.config import EnsembleConfig, expand_members, section
 from msdiversity.learning import QflexConfig, TrainConfig, make_trainer
@@ -74,11 +75,9 @@ def _stack_regs(members: list[dict]) -> Regularizers:
 
 
 def _sharding(n_members: int, enabled: bool):
-    devs = jax.devices()
-    if not enabled or len(devs) < 2 or n_members % len(devs):
-        return None
-    mesh = jax.sharding.Mesh(np.array(devs), ("member",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("member"))
+    """Member axis over every device of every process (msdiversity.ensemble.distributed), or None."""
+    mesh = distributed.member_mesh(n_members, enabled)
+    return None if mesh is None else jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("member"))
 
 
 class Ensemble:
@@ -94,16 +93,18 @@ class Ensemble:
         split = jax.vmap(jax.random.split)(keys)  # (members, 2, 2)
         self.init_keys, self.eval_keys = split[:, 0], split[:, 1]
         s = self.sharding
-        put = (lambda x: jax.device_put(x, s)) if s is not None else (lambda x: x)
+        put = lambda x: distributed.put_global(x, s)  # noqa: E731
+        # each device runs its own block of members (its physics callbacks see only local data)
+        par = lambda f: distributed.member_parallel(jax.vmap(f), None if s is None else s.mesh)  # noqa: E731
         self.regs = put(self.regs)
-        self._init = jax.jit(jax.vmap(tr.init), out_shardings=s)
+        self._init = jax.jit(par(tr.init), out_shardings=s)
         kw = dict(in_shardings=(s, s), out_shardings=(s, s)) if s is not None else {}
         # no buffer donation: on Ctrl-C the last completed state must still be alive to be saved
-        self._iteration = jax.jit(jax.vmap(tr.iteration), **kw)
-        self._evaluate = jax.jit(jax.vmap(tr.evaluate))
+        self._iteration = jax.jit(par(tr.iteration), **kw)
+        self._evaluate = jax.jit(par(tr.evaluate))
         # (members,) bool: every parameter of the member finite (a NaN/inf learning rate or weight
         # turns them non-finite, after which every metric is meaningless)
-        self._finite = jax.jit(jax.vmap(lambda st: jnp.all(jnp.stack(
+        self._finite = jax.jit(par(lambda st: jnp.all(jnp.stack(
             [jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(st.params)]))))
         self.put = put
 
@@ -118,11 +119,11 @@ class Ensemble:
         return self._iteration(state, self.regs)
 
     def finite(self, state) -> np.ndarray:
-        return np.asarray(self._finite(state))
+        return distributed.to_host(self._finite(state))
 
-    def evaluate(self, state, it: int):
+    def evaluate(self, state, it: int) -> dict[str, np.ndarray]:
         keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(self.eval_keys, it)
-        return self._evaluate(jax.vmap(self.trainer.policy_params)(state), self.put(keys))
+        return distributed.to_host(self._evaluate(jax.vmap(self.trainer.policy_params)(state), self.put(keys)))
 
 
 def _settings(exp: Experiment, tc: TrainConfig, members: list[dict]) -> dict:
@@ -223,6 +224,7 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
     """
     from msdiversity.util.progress import console, make_progress
 
+    distributed.ensure_initialized()  # a multi-process run described by the environment / SLURM, if any
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
     tc = section(TrainConfig, exp, "train", train_overrides).validate(exp.path)
     qc = section(QflexConfig, exp, "qflex").validate(exp.path)
@@ -231,8 +233,13 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
     out = Path(results_dir) if results_dir is not None else exp.results_dir
     from msdiversity.physics.cpu import mujoco_warnings
 
-    with results_lock(out), mujoco_warnings(out / "MUJOCO_LOG.TXT") as (mjw, owned), _deferred_sigint() as sigint:
-        remove_stale_tmp(out)  # left by a killed writer; nobody else writes here while we hold the lock
+    primary = distributed.is_primary()  # only process 0 of a multi-process run writes outputs
+    show_progress = show_progress and primary
+    lock = results_lock(out) if primary else contextlib.nullcontext()
+    log = out / f"MUJOCO_LOG{distributed.process_suffix()}.TXT"
+    with lock, mujoco_warnings(log) as (mjw, owned), _deferred_sigint() as sigint:
+        if primary:
+            remove_stale_tmp(out)  # left by a killed writer; nobody else writes here while we hold the lock
         try:
             res = _train_locked(exp, tc, qc, ec, members, out, resume, backend, env_overrides, show_progress,
                                 on_iteration, sigint)
@@ -277,15 +284,18 @@ def _train_locked(exp, tc, qc, ec, members, out, resume, backend, env_overrides,
              "reward": tc.reward, "policy": tc.policy, "learner": tc.learner, "devices": len(jax.devices()),
              "sharded": int(ens.sharding is not None), "backend": env.backend_name,
              "train_config": json.dumps(dataclasses.asdict(tc), default=str)}
-    write_text_atomic(out / "members.json", json.dumps({"members": members, "train": dataclasses.asdict(tc),
-                                                        "qflex": dataclasses.asdict(qc),
-                                                        "ensemble": dataclasses.asdict(ec)}, indent=1, default=str))
-    write_text_atomic(out / "experiment.json", json.dumps({"name": exp.name, **exp.sections,
-                                                           "_path": str(exp.path) if exp.path else None},
-                                                          indent=1, default=str))
+    primary = distributed.is_primary()
+    if primary:
+        write_text_atomic(out / "members.json", json.dumps({"members": members, "train": dataclasses.asdict(tc),
+                                                            "qflex": dataclasses.asdict(qc),
+                                                            "ensemble": dataclasses.asdict(ec)}, indent=1, default=str))
+        write_text_atomic(out / "experiment.json", json.dumps({"name": exp.name, **exp.sections,
+                                                               "_path": str(exp.path) if exp.path else None},
+                                                              indent=1, default=str))
 
     def write_metrics():
-        save_dataset_atomic(metrics_dataset(rows, members, tc.iterations, attrs), out / "metrics.nc")
+        if primary:
+            save_dataset_atomic(metrics_dataset(rows, members, tc.iterations, attrs), out / "metrics.nc")
 
     def save(step):
         # the history first (inside the checkpoint folder, atomically), then the commit, then metrics.nc:
@@ -309,7 +319,7 @@ def _train_locked(exp, tc, qc, ec, members, out, resume, backend, env_overrides,
             if it % tc.eval_every == 0 and "eval_joint_err_deg" not in row:
                 row.update({_var(k): np.asarray(v) for k, v in ens.evaluate(state, it).items()})
             new_state, m = ens.iteration(state)  # dispatched asynchronously
-            m = {_var(k): np.asarray(v) for k, v in jax.device_get(m).items()}  # blocks until done
+            m = {_var(k): np.asarray(v) for k, v in distributed.to_host(m).items()}  # blocks until done
             _check_finite(ens, new_state, m, members, it)
             state = new_state  # only now: an interrupt while waiting keeps the previous, complete state
             m["wall_time"] = np.full(len(members), time.perf_counter() - t0)

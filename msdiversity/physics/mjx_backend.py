@@ -19,8 +19,9 @@ Warp's contact and constraint buffers are sized when the data template is made: 
 world (`njmax`, an upper bound from the model: equality rows + limited joints/tendons + 4 pyramid rows
 per contact) and contacts for ALL worlds together (`naconmax = contacts_per_world x nworld`; MJX
 flattens every vmapped axis into Warp's world axis). `nworld` is the most simulations stepped in one
-call (members x envs); too small a value drops contacts (Warp prints an overflow warning).
-`MSD_MJX_NWORLD` sets the default (4096). Kernel cache: Warp's own (`WARP_CACHE_PATH`, default
+call (members x envs); too small a value drops contacts (Warp prints an overflow warning), too
+large a value costs memory and, on the CPU, time (kernels sweep the whole pool). `MSD_MJX_NWORLD`
+sets the default: 4096 with a GPU, 64 on Warp's CPU device (there only to test the code path). Kernel cache: Warp's own (`WARP_CACHE_PATH`, default
 ~/.cache/warp); the tests keep it under `.venv/warp-cache` so CI reuses compiled kernels.
 
 MJX on the CPU needs the XLA flags set by `msdiversity.physics.xla` before JAX starts.
@@ -45,13 +46,15 @@ from msdiversity.models import LoadedModel
 from msdiversity.physics.base import FEET, PhysicsSpec, PhysicsState, StepOutputs, cop_from_forces, make_spec
 from msdiversity.physics.cpu import HUGE, model_with_contact_sensors
 
-DEFAULT_NWORLD = 4096
+DEFAULT_NWORLD = {"gpu": 4096, "cpu": 64}
 CONTACTS_PER_WORLD = 48  # MuJoCo Warp's own default for these models; myolegs/myofullbody use <= 11
 
 
 def default_nworld() -> int:
-    """Simulations per call the warp buffers are sized for (`MSD_MJX_NWORLD`, default 4096)."""
-    return int(os.environ.get("MSD_MJX_NWORLD", DEFAULT_NWORLD))
+    """Simulations per call the warp buffers are sized for (`MSD_MJX_NWORLD`; else 4096 with a GPU, 64 without)."""
+    if os.environ.get("MSD_MJX_NWORLD"):
+        return int(os.environ["MSD_MJX_NWORLD"])
+    return DEFAULT_NWORLD["gpu" if any(d.platform == "gpu" for d in jax.devices()) else "cpu"]
 
 
 def configure_warp() -> None:

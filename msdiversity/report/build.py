@@ -227,6 +227,9 @@ def render_report(inputs: ReportInputs, title: str | None = None) -> tuple[str, 
                 "Coloured: members. Red: static optimisation (min Σ a<sup>p</sup> subject to the reference's "
                 "inverse-dynamics torques; solid p = 2). Grey band: the range of activation each muscle can take "
                 "while the others still produce those torques (feasible band).")
+    page.figure(s, "feasible-set", F.feasible_set(ana, rec), "Where members sit in the feasible activation set",
+                F.feasible_set_caption(ana), missing="The feasible set was not sampled (no baselines, or "
+                "[analysis] feasible_frames = 0).")
     from msdiversity.report import gait_panels as GP  # EMG / classical (OpenSim) comparison, when analysed
 
     if GP.emg_panels(rec, ana) is not None:
@@ -236,11 +239,17 @@ def render_report(inputs: ReportInputs, title: str | None = None) -> tuple[str, 
         page.figure(s, "classical-r", GP.classical_bars(rec, ana), "Members vs classical (OpenSim) activations",
                     "Pearson r over the phase samples the classical file covers, per muscle: dots = members "
                     "(deterministic trial), bars = ensemble mean. " + GP.html.escape(str(ana.attrs.get("cmp_classical", ""))))
+    if ana is not None and F.null_space_phase(ana) is not None:
+        page.figure(s, "null-space", F.null_space_phase(ana), "How much of the difference is redundancy",
+                    "Share of the member-to-member activation differences (all pairs) at each phase that lies in the "
+                    "null space of the muscles' activation-to-joint-torque map at the reference state: it changes "
+                    "no joint torque. Dotted: what differences in random directions would give.")
     page.figure(s, "distances", F.distance_matrices(ana, rec) if ana is not None else None,
                 "Pairwise distances between members",
-                "Distance between every pair of members, divided by their trial-to-trial variability "
-                "(1 ≈ as different as two rollouts of the same member). Compare the muscle panel with the movement "
-                "panels on the same colour scale.")
+                "Distance between every pair of members in units of their trial-to-trial variability, measured "
+                "per frequency bin in a band matched across modalities (as the diversity index; 1 ≈ as different "
+                "as two rollouts of the same member), so the body's smoothing of noise does not favour movement. "
+                "Compare the muscle panel with the movement panels on the same colour scale.")
 
     # --- synergies
     s = page.section("synergies", "Muscle synergies")

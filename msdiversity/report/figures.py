@@ -203,6 +203,8 @@ def specificity_vs_diversity(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | No
         return None
     x = ana["div_member_external"].values
     y = ana["div_member_internal"].values
+    if not (_finite(x) and _finite(y)):  # refused: no trial-to-trial noise floor
+        return None
     labels = member_labels(rec)
     hi = float(np.nanmax(np.concatenate([x, y, [1.0]]))) * 1.1
     fig = go.Figure()
@@ -239,9 +241,12 @@ def specificity_bars(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | None:
 
 
 def distance_matrices(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | None:
-    """Pairwise normalised distances between members: activations vs kinematics vs GRF."""
-    names = [(v, t) for v, t in (("div_act_rmse_norm", "muscle activations"), ("div_kin_rmse_norm", "kinematics"),
-                                 ("div_grf_rmse_norm", "GRF")) if _has(ana, v) and _finite(ana[v].values)]
+    """Pairwise band-matched distances between members (noise floors, as the diversity index):
+    activations vs kinematics vs GRF. Older analysis files: the plain RMSE ratios."""
+    tag = "band" if _has(ana, "div_act_band_norm") else "rmse"
+    names = [(v, t) for v, t in ((f"div_act_{tag}_norm", "muscle activations"), (f"div_kin_{tag}_norm", "joint angles"),
+                                 (f"div_trans_{tag}_norm", "slide joints"), (f"div_grf_{tag}_norm", "GRF"))
+             if _has(ana, v) and _finite(ana[v].values)]
     if not names:
         return None
     labels = [f"m{int(m)}" for m in ana["member"].values]
@@ -427,4 +432,112 @@ def embedding(ana: xr.Dataset, rec: xr.Dataset) -> go.Figure | None:
         fig.update_xaxes(title_text="component 1", row=1, col=k + 1)
         fig.update_yaxes(title_text="component 2", row=1, col=k + 1)
     fig.update_layout(**style.base_layout(height=460))
+    return fig
+
+
+def feasible_set(ana: xr.Dataset | None, rec: xr.Dataset, max_muscles: int = 24) -> go.Figure | None:
+    """Valero-Cuevas-style feasible activation distributions: per sampled phase (rows) and muscle,
+    the uniform samples of {a : A a = b, 0 ≤ a ≤ 1} as a violin, members (trial 0) as dots, the
+    static-optimisation solution (p = 2) and the ground truth (synthetic motions) as markers.
+    Muscles: the `max_muscles` with the widest feasible spread, in model order."""
+    if not _has(ana, "base_feasible_samples") or not _finite(ana["base_feasible_samples"].values):
+        return None
+    smp = ana["base_feasible_samples"].transpose("fphase", "fsample", "muscle")
+    muscles = [str(m) for m in smp["muscle"].values]
+    spread = np.nanmean(np.nanstd(smp.values, axis=1), axis=0)
+    keep = np.sort(np.argsort(-np.nan_to_num(spread))[:max_muscles])
+    names = [muscles[i] for i in keep]
+    fph = smp["fphase"].values
+    rows = len(fph)
+    fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, vertical_spacing=min(0.08, 0.4 / max(rows, 1)),
+                        subplot_titles=[f"{p:g} % of the cycle" for p in fph])
+    labels = member_labels(rec) if "member" in rec.coords else []
+    act = None
+    if "activation" in rec and "base_frame" in ana:
+        frames = ana["base_frame"].sel(phase=fph).values
+        act = _first_trial(rec["activation"]).values[:, frames][:, :, keep]  # (member, fphase, muscle)
+        ids = [int(m) for m in rec["member"].values]
+        ana_ids = [int(m) for m in ana["member"].values] if "member" in ana.coords else ids
+    so = (ana["base_so_activation"].sel(p=2.0) if _has(ana, "base_so_activation") and 2.0 in ana["p"].values
+          else None)
+    for r, p in enumerate(fph):
+        first = r == 0
+        for j, i in enumerate(keep):
+            fig.add_trace(go.Violin(x=[names[j]] * smp.sizes["fsample"], y=smp.values[r, :, i], name="feasible set",
+                                    legendgroup="feas", showlegend=first and j == 0, line=dict(width=0.6, color="#777"),
+                                    fillcolor=style.BAND_COLOR, points=False, spanmode="hard", width=0.9,
+                                    hoverinfo="skip"), row=r + 1, col=1)
+        if act is not None:
+            for m in range(act.shape[0]):
+                matched = "base_feasible_percentile" not in ana or (
+                    ids[m] in ana_ids and np.isfinite(ana["base_feasible_percentile"].values[ana_ids.index(ids[m]), r]).any())
+                if not matched:
+                    continue
+                fig.add_trace(go.Scatter(x=names, y=act[m, r], mode="markers", name=labels[m] if labels else f"m{m}",
+                                         legendgroup=f"m{m}", showlegend=first,
+                                         marker=dict(color=style.member_color(m), size=6, line=dict(width=0.5, color="white"))),
+                              row=r + 1, col=1)
+        if so is not None:
+            fig.add_trace(go.Scatter(x=names, y=so.sel(phase=p).values[keep], mode="markers",
+                                     name="static optimisation, p=2", legendgroup="so", showlegend=first,
+                                     marker=dict(color=style.SO_COLOR, symbol="line-ew-open", size=14, line=dict(width=2.5))),
+                          row=r + 1, col=1)
+        if "activation_ref" in rec:
+            t = np.interp(float(ana["phase_time"].sel(phase=p)) if "phase_time" in ana.coords else 0.0,
+                          rec["time"].values, np.arange(rec.sizes["time"]))
+            y = rec["activation_ref"].isel(time=int(round(t))).sel(muscle=names).values
+            fig.add_trace(go.Scatter(x=names, y=y, mode="markers", name="ground truth (synthetic motion)",
+                                     legendgroup="truth", showlegend=first,
+                                     marker=dict(color=style.REF_COLOR, symbol="diamond-open", size=9, line=dict(width=2))),
+                          row=r + 1, col=1)
+        fig.update_yaxes(range=[-0.02, 1.02], title_text="activation", row=r + 1, col=1)
+    fig.update_layout(**style.base_layout(height=140 + 230 * rows, violinmode="overlay"))
+    return fig
+
+
+def feasible_set_caption(ana: xr.Dataset | None) -> str:
+    """Caption for `feasible_set`: what is drawn, the coverage and vector-error numbers, and the
+    validity of the inverse dynamics it rests on (HTML-escaped text)."""
+    import html
+
+    if ana is None:
+        return ""
+    parts = ["Grey: the distribution of each muscle's activation over all activation vectors that produce the "
+             "reference's inverse-dynamics torques within 0 ≤ a ≤ 1 (uniform samples of the feasible set, "
+             "rounded hit-and-run). Dots: members (deterministic trial); red dash: static optimisation (p = 2)."]
+    if _has(ana, "base_feasible_coverage"):
+        cov = ana["base_feasible_coverage"]
+        exp = cov.attrs.get("uniform_expectation", np.nan)
+        vr = np.nanmean(ana["base_feasible_var_ratio"].values) if "base_feasible_var_ratio" in ana else np.nan
+        parts.append(f"The ensemble's range covers on average {100 * np.nanmean(cov.values):.0f} % of each muscle's "
+                     f"feasible distribution (members drawn uniformly from the feasible set would cover "
+                     f"{100 * float(exp):.0f} %); its total variance is {100 * vr:.0f} % of the feasible set's.")
+    if _has(ana, "base_torque_error_rel") and _finite(ana["base_torque_error_rel"].values):
+        e = ana["base_torque_error_rel"].values
+        parts.append(f"Members' activation vectors miss the torques by {np.nanmin(e):.2f}-{np.nanmax(e):.2f} "
+                     "(relative torque error; 0 = produced exactly, 1 = no better than all muscles off): members "
+                     "are not exactly inside the set, and percentiles place each muscle separately.")
+    if _has(ana, "base_root_fz_mean_pct_bw"):
+        parts.append(f"Root residual vertical force {float(ana['base_root_fz_mean_pct_bw']):.1f} % body weight on "
+                     f"average (max {float(ana['base_root_fz_max_pct_bw']):.1f} %).")
+    if _has(ana, "base_id_valid") and int(ana["base_id_valid"]) == 0:
+        parts.append("NOT VALID FOR GAIT: " + str(ana["base_id_valid"].attrs.get("long_name", "")) + ".")
+    return html.escape(" ".join(parts))
+
+
+def null_space_phase(ana: xr.Dataset) -> go.Figure | None:
+    """Null-space fraction of member-to-member activation differences over the motion, with chance."""
+    if not _has(ana, "div_null_fraction_phase") or not _finite(ana["div_null_fraction_phase"].values):
+        return None
+    ph = ana["phase"].values
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=ph, y=ana["div_null_fraction_phase"].values, mode="lines", name="members",
+                             line=dict(color=style.member_color(0), width=2)))
+    if _has(ana, "div_null_fraction_chance"):
+        c = float(ana["div_null_fraction_chance"].values)
+        fig.add_trace(go.Scatter(x=[ph[0], ph[-1]], y=[c, c], mode="lines", name="random differences",
+                                 line=dict(color="#999", dash="dot")))
+    fig.update_xaxes(title_text="phase (%)")
+    fig.update_yaxes(title_text="null-space fraction", range=[0, 1.02])
+    fig.update_layout(**style.base_layout(height=340))
     return fig

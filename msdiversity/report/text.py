@@ -207,6 +207,10 @@ def conclusion(h: Headline) -> list[str]:
                 "are shown below."]
     s = (f"Across {h.n_members} ensemble members, the deterministic rollouts reproduce the reference joint angles "
          f"with an RMSE of {h.joint_rmse_deg.fmt(1, '')} (mean over members)")
+    if h.tracking_failed:  # an RMSE over the frames before a fall must not read as reproduction
+        s = (f"Across {h.n_members} ensemble members, the deterministic rollouts do not reproduce the reference "
+             f"motion (joint-angle RMSE {h.joint_rmse_deg.fmt(1, '')}, mean over members, counts only the frames "
+             "before each rollout failed)")
     if h.has_grf and h.grf_rmse_pct_bw.ok:
         s += f" and the ground reaction forces with an RMSE of {h.grf_rmse_pct_bw.fmt(1)} (worst force component)"
     out.append(s + ".")
@@ -278,6 +282,8 @@ def conclusion(h: Headline) -> list[str]:
                 s += (f". No evidence that the synergies differ between members: another member's synergies lose "
                       f"{100 * lost:.1f}% of held-out variance (p = {fmt_p(float(st['p']))}; shared within 1% VAF "
                       "cannot be rejected, which does not prove sharing)")
+        elif st and str(st.get("note", "")):
+            s += f"; whether members share them was {st['note']}"
         out.append(s + ".")
     if math.isfinite(h.n_families):
         nf = int(h.n_families)
@@ -288,7 +294,10 @@ def conclusion(h: Headline) -> list[str]:
     if h.inside_feasible.ok:
         out.append(f"{100 * h.inside_feasible.value:.0f}% (95% CI {100 * h.inside_feasible.lo:.0f}–"
                    f"{100 * h.inside_feasible.hi:.0f}%) of member activations lie inside the range of activations that "
-                   "can produce the reference motion's inverse-dynamics joint torques (feasible band).")
+                   "can produce the reference motion's inverse-dynamics joint torques (feasible band). This checks "
+                   "each muscle against its own range only and discriminates poorly (uniform random activations "
+                   "score about 94 % on a planted arm); it is not evidence that the members' activation vectors "
+                   "produce the torques.")
     out.append(cannot_conclude(h))
     return out
 
