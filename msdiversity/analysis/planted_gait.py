@@ -69,6 +69,7 @@ def planted_myolegs_recording(data_dir: str | Path = DATA, n_members: int = 4, n
          "qpos": (("member", "trial", "time", "joint"), qpos), "qpos_ref": (("time", "joint"), qref),
          "grf": (("member", "trial", "time", "foot", "axis"), grf), "grf_ref": (("time", "foot", "axis"), g_ref),
          "ref_qpos_full": (("time", "qpos_index"), ref.qpos[sel]),
+         **({} if ref.cop is None else {"cop_ref": (("time", "foot", "axis"), np.asarray(ref.cop[sel], float))}),
          "alive": (("member", "trial", "time"), np.ones((M, K1, T), bool))},
         coords={"member": np.arange(M), "trial": np.arange(K1), "time": time, "muscle": muscles, "joint": joints,
                 "foot": ["r", "l"], "axis": ["x", "y", "z"], "seed": ("member", np.arange(M) + seed),
@@ -77,8 +78,10 @@ def planted_myolegs_recording(data_dir: str | Path = DATA, n_members: int = 4, n
                 "emg_weight": ("member", np.zeros(M)), "tracked_joint": ("joint", np.asarray(ref.joint_mask, bool)),
                 "joint_is_rotation": ("joint", is_rot)},
     )
-    for v, u in (("activation", "1"), ("qpos", "rad or m"), ("qpos_ref", "rad or m"), ("grf", "N"), ("grf_ref", "N")):
-        ds[v].attrs["units"] = u
+    for v, u in (("activation", "1"), ("qpos", "rad or m"), ("qpos_ref", "rad or m"), ("grf", "N"), ("grf_ref", "N"),
+                 ("cop_ref", "m")):
+        if v in ds:
+            ds[v].attrs["units"] = u
     ds.attrs.update(model="myolegs", motion=str(d / RUN_IK), experiment="planted_myolegs_run",
                     config=json.dumps({"planted": "CMC x member gain", "seed": seed}), dt=float(ref.dt),
                     body_mass_kg=mass, gravity=9.81, msdiversity_version="planted", ref_t0=t0,
