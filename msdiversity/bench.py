@@ -17,8 +17,6 @@ buffers are sized for exactly `nsim` worlds here (`MSD_MJX_NWORLD`).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
 
 import typer
@@ -82,19 +80,6 @@ def _peak_bytes() -> int | None:
     return stats.get("peak_bytes_in_use")
 
 
-@contextlib.contextmanager
-def _nworld(n: int):
-    """MSD_MJX_NWORLD = n for the block, unless the user set it."""
-    if os.environ.get("MSD_MJX_NWORLD"):
-        yield
-        return
-    os.environ["MSD_MJX_NWORLD"] = str(n)
-    try:
-        yield
-    finally:
-        os.environ.pop("MSD_MJX_NWORLD", None)
-
-
 def _make_raw(model, nsim: int, threads: int, substeps: int, steps: int):
     return lambda: _raw_batch_rate(model, nsim, threads, substeps, steps)
 
@@ -137,7 +122,9 @@ def physics(model: str = typer.Option(..., "--model", help="Model name or MJCF p
             console.print(f"skipping mjx-jax for {loaded.name} ({loaded.model.nu} muscles: compiling takes many "
                           "minutes on the CPU); ask for it with --backends mjx-jax")
             continue
-        with _nworld(nsim):  # mjx-warp: contact buffers for exactly nsim worlds
+        from msdiversity.physics.select import nworld_at_least
+
+        with nworld_at_least(nsim):  # mjx-warp: contact buffers for exactly nsim worlds
             env = make_env(loaded, ref, cfg, backend=name)
         runners[name], compile_s[name], xla = _env_runner(env, nsim, steps)
         xla_mb[name] = xla / nsim / 2**20

@@ -6,10 +6,8 @@ results folder; honest failure metrics. Fast: no test here trains (see test_inte
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import textwrap
 import warnings
 from pathlib import Path
 

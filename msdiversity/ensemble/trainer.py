@@ -222,7 +222,7 @@ def train_experiment(experiment: str | Path | Experiment, resume: bool = False, 
             True, training stops after that iteration as if `iterations` had been reached there
             (final evaluation and checkpoint; benchmarks use this for a wall-clock budget).
     """
-    from msdiversity.util.progress import console, make_progress
+    from msdiversity.util.progress import console
 
     distributed.ensure_initialized()  # a multi-process run described by the environment / SLURM, if any
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment)
@@ -253,7 +253,10 @@ def _train_locked(exp, tc, qc, ec, members, out, resume, backend, env_overrides,
                   sigint) -> TrainResult:
     from msdiversity.util.progress import console, make_progress
 
-    built = build_env(exp, backend=backend, env_overrides=env_overrides)
+    from msdiversity.physics.select import nworld_at_least
+
+    with nworld_at_least(len(members) * max(tc.num_envs, tc.eval_envs)):  # mjx-warp buffers: every world
+        built = build_env(exp, backend=backend, env_overrides=env_overrides)
     env = built.env
     ens = Ensemble(env, tc, members, shard=ec.shard, qc=qc)
     settings = _settings(exp, tc, members)

@@ -77,7 +77,7 @@ class MujocoWarnings:
                     self._file = open(self.log_path, "a", encoding="utf-8")
                 self._file.write(f"WARNING: {message}\n")
                 if self.count == self.MAX_LOGGED:
-                    self._file.write(f"... further warnings are counted, not logged\n")
+                    self._file.write("... further warnings are counted, not logged\n")
 
     def summary(self) -> str:
         """e.g. "MuJoCo: 3650 warnings (3650 x 'Nan, Inf or huge value in QACC'); diverged simulations

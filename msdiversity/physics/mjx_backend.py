@@ -21,7 +21,8 @@ per contact) and contacts for ALL worlds together (`naconmax = contacts_per_worl
 flattens every vmapped axis into Warp's world axis). `nworld` is the most simulations stepped in one
 call (members x envs); too small a value drops contacts (Warp prints an overflow warning), too
 large a value costs memory and, on the CPU, time (kernels sweep the whole pool). `MSD_MJX_NWORLD`
-sets the default: 4096 with a GPU, 64 on Warp's CPU device (there only to test the code path). Kernel cache: Warp's own (`WARP_CACHE_PATH`, default
+sets the default: 4096 with a GPU, 64 on Warp's CPU device (there only to test the code path);
+training sizes it to members x envs and `bench physics` to `--nsim` (`select.nworld_at_least`). Kernel cache: Warp's own (`WARP_CACHE_PATH`, default
 ~/.cache/warp); the tests keep it under `.venv/warp-cache` so CI reuses compiled kernels.
 
 MJX on the CPU needs the XLA flags set by `msdiversity.physics.xla` before JAX starts.

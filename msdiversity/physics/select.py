@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 
 import numpy as np
 
@@ -49,6 +51,20 @@ def resolve_backend(name: str) -> str:
                           "(same version as mujoco), or the gpu extra: pip install -e '.[gpu]'",
                           field="env.backend")
     return name
+
+
+@contextlib.contextmanager
+def nworld_at_least(n: int):
+    """Within the block, mjx-warp backends are sized for `n` worlds (MSD_MJX_NWORLD), unless the user
+    set MSD_MJX_NWORLD. Used by the trainer (members x envs) and `bench physics` (nsim)."""
+    if os.environ.get("MSD_MJX_NWORLD"):
+        yield
+        return
+    os.environ["MSD_MJX_NWORLD"] = str(int(n))
+    try:
+        yield
+    finally:
+        os.environ.pop("MSD_MJX_NWORLD", None)
 
 
 def make_backend(loaded, name: str = "auto", body_ids: np.ndarray | None = None, nthread: int = 0,
