@@ -141,19 +141,21 @@ def physics(model: str = typer.Option(..., "--model", help="Model name or MJCF p
     peak = _peak_bytes()
     for col in ("what", "env steps/s", "substeps/s", "vs raw batch", "compile s", "XLA MB/env", "peak MB/env"):
         table.add_column(col, justify="right")
-    table.add_row("raw mujoco.batch", f"{raw:,.0f}", f"{raw * substeps:,.0f}", "1.00", "-", "-", "-")
+    if raw == raw:  # not NaN (--no-raw)
+        table.add_row("raw mujoco.batch", f"{raw:,.0f}", f"{raw * substeps:,.0f}", "1.00", "-", "-", "-")
     for k in runners:
         rate = best[k]
         mjx = k.startswith("mjx")
-        table.add_row(f"env ({k})", f"{rate:,.0f}", f"{rate * substeps:,.0f}", f"{rate / raw:.2f}",
+        table.add_row(f"env ({k})", f"{rate:,.0f}", f"{rate * substeps:,.0f}", f"{rate / raw:.2f}" if raw == raw else "-",
                       f"{compile_s[k]:.1f}", f"{xla_mb[k]:.3f}" if mjx else "-",
                       f"{peak / nsim / 2**20:.3f}" if (mjx and peak) else "-")
     results = best
     from msdiversity.cli import _render
 
     typer.echo(_render(table))
-    summary = ", ".join(f"env ({k}) {v:,.0f}/s = {v / raw:.2f}x" + (f" ({xla_mb[k]:.3f} MB/env)" if k.startswith("mjx") else "")
+    summary = ", ".join(f"env ({k}) {v:,.0f}/s" + (f" = {v / raw:.2f}x" if raw == raw else "")
+                        + (f" ({xla_mb[k]:.3f} MB/env)" if k.startswith("mjx") else "")
                         for k, v in results.items() if k != "raw")
     typer.echo(f"summary: {loaded.name} nsim={nsim} threads={threads} substeps={substeps}: "
-               f"raw mujoco.batch {raw:,.0f} env steps/s; {summary}")
+               + (f"raw mujoco.batch {raw:,.0f} env steps/s; " if raw == raw else "") + summary)
     return results

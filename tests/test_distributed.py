@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import numpy as np

@@ -26,8 +26,9 @@ from msdiversity.physics import make_backend, resolve_backend, state_from_arrays
 from msdiversity.physics.select import _has_gpu
 
 # Named tolerances. Warp simulates in float32 throughout, MuJoCo C in float64. Measured here:
-# elbow qpos 2e-6 rad after 40 control steps (400 physics steps); myolegs qpos 3e-6 (standing) / 9e-6 rad (walking)
-# after 100 physics steps, activations 6e-8, per-foot GRF 0.004 / 0.016 N of up to 1.3 kN.
+# elbow qpos 2.2e-6 rad, activation 1.8e-7, force 6e-6 x max after 40 control steps (400 physics
+# steps); myolegs qpos 3e-6 (standing) / 9e-6 rad (walking) after 100 physics steps, activations
+# 6e-8, per-foot GRF 0.004 / 0.016 N of up to 1.3 kN.
 QPOS_TOL = 1e-4  # rad (or m for the root translation)
 ACT_TOL = 1e-6  # activation (dimensionless, 0..1)
 FORCE_RTOL = 1e-3  # muscle force, relative to the largest
