@@ -20,7 +20,7 @@ T_INSTALL=${T_INSTALL:-110}
 T_TESTS=${T_TESTS:-90}
 T_BENCH=${T_BENCH:-100}
 T_TRAIN=${T_TRAIN:-180}
-DATA=${MSD_DATA:-../shared/data}
+DATA=${MSD_DATA:-$( [ -d .devdata ] && echo .devdata || echo ../shared/data )}  # .devdata: benchmarks/device_wheels.sh
 MS700="$DATA/ms_human_700/MS-Human-700.xml"
 PY=.venv/bin/python
 export WARP_CACHE_PATH=${WARP_CACHE_PATH:-$PWD/.venv/warp-cache}
@@ -30,9 +30,24 @@ t0=$SECONDS
 stage() { echo "== $1: rc=$2 ($((SECONDS - t0)) s elapsed)"; }
 
 echo "== install (limit ${T_INSTALL} s)"
-test -d .venv || python3 -m venv .venv
-timeout "$T_INSTALL" .venv/bin/pip install --quiet -e ".[gpu,test]"
-stage install $?
+if ls .whl/part.* >/dev/null 2>&1; then
+  # wheel parts carried by benchmarks/device_wheels.sh (no package index there): the image's Python and
+  # JAX, the missing packages from the parts, this repository on the path
+  mkdir -p /tmp/msd-wheels && cat .whl/part.* | tar xf - -C /tmp/msd-wheels
+  timeout "$T_INSTALL" python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site /tmp/msd-wheels/*.whl
+  rc=$?
+  export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH}
+  mkdir -p .venv/bin
+  ln -sf "$(command -v python3)" .venv/bin/python
+  printf '#!/usr/bin/env bash\nexec python3 -m msdiversity.cli "$@"\n' > .venv/bin/msdiversity
+  chmod +x .venv/bin/msdiversity
+  stage install $rc
+else
+  test -d .venv || python3 -m venv .venv
+  timeout "$T_INSTALL" .venv/bin/pip install --quiet -e ".[gpu,test]"
+  stage install $?
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 $PY -c "import jax, warp; print('jax', jax.__version__, jax.devices(), '| warp', warp.__version__)"
 if ! $PY -c "import jax, sys; sys.exit(0 if any(d.platform == 'gpu' for d in jax.devices()) else 1)"; then
