@@ -21,7 +21,6 @@ from msdiversity.emulator import EnvConfig, make_env
 from msdiversity.emulator.testing import _grf, simulated_reference
 from msdiversity.ensemble import train_experiment
 from msdiversity.models import load_model, registry
-from msdiversity.motions.loading import load_model_reference
 from msdiversity.physics import make_backend, resolve_backend, state_from_arrays
 from msdiversity.physics.select import _has_gpu
 
@@ -33,9 +32,6 @@ QPOS_TOL = 1e-4  # rad (or m for the root translation)
 ACT_TOL = 1e-6  # activation (dimensionless, 0..1)
 FORCE_RTOL = 1e-3  # muscle force, relative to the largest
 GRF_ATOL, GRF_RTOL = 0.1, 1e-4  # N, and relative to the largest |GRF| component
-
-DATA = Path(__file__).parents[2] / "shared" / "data" / "opensim"
-WALK_IK, WALK_GRF = DATA / "gait2354_subject01_walk1_ik.mot", DATA / "gait2354_subject01_walk1_grf.mot"
 
 
 def _c_rollout(m, qpos, qvel, U, nsub, feet=None):
@@ -88,10 +84,12 @@ def test_warp_matches_mujoco_on_myolegs_standing_and_walking():
     right heel strike: both feet loaded, joints moving). Same seeded excitations, 100 physics steps."""
     loaded = load_model("myolegs")
     m = loaded.model
-    ref, _ = load_model_reference(str(WALK_IK), loaded, grf=str(WALK_GRF))
+    # mid-stride state of the shared walk, shipped with the tests (CI has no ../shared): qpos/qvel of
+    # frame 20 as load_model_reference maps gait2354_subject01_walk1 onto myolegs
+    walk = np.load(Path(__file__).parent / "data" / "myolegs_walk_frame20.npz")
     nsub, n = 5, 20  # 20 control steps of 5 substeps = 100 physics steps (0.2 s)
     U = np.random.default_rng(0).uniform(0, 0.3, (n, m.nu)).astype(np.float32)
-    starts = [(m.key_qpos[0], np.zeros(m.nv)), (ref.qpos[20], ref.qvel[20])]
+    starts = [(m.key_qpos[0], np.zeros(m.nv)), (walk["qpos"], walk["qvel"])]
     fg = registry.foot_geoms(m)
     feet = {s: {mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_GEOM, g) for g in fg[s]} for s in fg}
     be = make_backend(loaded, "mjx-warp", nworld=4)
