@@ -463,22 +463,20 @@ def torque_error(A: np.ndarray, b: np.ndarray, act: np.ndarray) -> tuple[np.ndar
     return e, rel
 
 
-def baselines(rec: xr.Dataset, prep, exponents=(1.0, 2.0, 3.0), tol: float = 0.02, cutoff_hz: float = 0.0,
-              progress=None, feasible_frames: int = 4, feasible_samples: int = 200, seed: int = 0) -> xr.Dataset:
-    """The `base_` variables for a recording (model from attrs['model']).
-
-    feasible_frames phases (evenly spaced inside the cycle; 0 = off) get `feasible_samples` uniform
-    samples of the feasible activation set (`msdiversity.analysis.feasible`)."""
+def recording_state(rec, prep, cutoff_hz: float, purpose: str):
+    """The recording's model and reference state for a per-frame muscle map: (model, order (muscles,)
+    actuator ids in the recording's muscle order, qpos, qvel, qacc (T, nq|nv), frames (phases,) index of
+    the recorded frame nearest each analysis phase). `purpose` names the analysis in errors."""
     from msdiversity.errors import ModelError
     from msdiversity.models import load_model
     from msdiversity.models.registry import muscle_ids
 
     if "ref_qpos_full" not in rec:
-        raise InputError("recording has no 'ref_qpos_full' (needed for inverse dynamics)", field="ref_qpos_full")
+        raise InputError(f"recording has no 'ref_qpos_full' (needed for {purpose})", field="ref_qpos_full")
     try:
         model = load_model(rec.attrs.get("model", "")).model
     except ModelError as e:
-        raise InputError(f"cannot load the recording's model for baselines: {e}", field="model") from None
+        raise InputError(f"cannot load the recording's model for {purpose}: {e}", field="model") from None
     mus = muscle_ids(model)
     names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) for i in mus]
     rec_mus = [str(m) for m in rec["muscle"].values]
@@ -492,10 +490,21 @@ def baselines(rec: xr.Dataset, prep, exponents=(1.0, 2.0, 3.0), tol: float = 0.0
     dt = float(np.median(np.diff(prep.time)))
     qvel = np.asarray(rec["ref_qvel_full"].values, float) if "ref_qvel_full" in rec and cutoff_hz <= 0 else None
     qpos, qvel, qacc = reference_state(model, qpos, dt, qvel, cutoff_hz)
-    loads, load_note = recording_loads(rec, model)
-    prob = muscle_problem(model, qpos, qvel, qacc, order, loads)
     frames = np.clip(np.rint(np.interp(prep.phase_time, prep.time, np.arange(len(prep.time)))).astype(int),
                      0, len(prep.time) - 1)
+    return model, order, qpos, qvel, qacc, frames
+
+
+def baselines(rec: xr.Dataset, prep, exponents=(1.0, 2.0, 3.0), tol: float = 0.02, cutoff_hz: float = 0.0,
+              progress=None, feasible_frames: int = 4, feasible_samples: int = 200, seed: int = 0) -> xr.Dataset:
+    """The `base_` variables for a recording (model from attrs['model']).
+
+    feasible_frames phases (evenly spaced inside the cycle; 0 = off) get `feasible_samples` uniform
+    samples of the feasible activation set (`msdiversity.analysis.feasible`)."""
+    model, order, qpos, qvel, qacc, frames = recording_state(rec, prep, cutoff_hz, "inverse dynamics")
+    rec_mus = [str(m) for m in rec["muscle"].values]
+    loads, load_note = recording_loads(rec, model)
+    prob = muscle_problem(model, qpos, qvel, qacc, order, loads)
     sol = solve_frames(prob, frames, exponents, ranges=True, progress=progress)
     act0 = prep.act[:, 0]  # (M, P, NM)
     lo, hi = sol["lo"][None], sol["hi"][None]

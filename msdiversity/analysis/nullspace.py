@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from msdiversity.errors import InputError
 
 
 def projectors(A: np.ndarray, rtol: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
@@ -102,35 +101,10 @@ def null_fraction_ci(seed, e_null: np.ndarray, e_tot: np.ndarray, n_boot: int = 
 def frame_problem(rec: xr.Dataset, prep, cutoff_hz: float):
     """(FrameProblem over all frames, frame index per phase sample) from the recording's model and
     reference state. Raises InputError when the model or the reference qpos is missing."""
-    import mujoco
+    from msdiversity.analysis.baselines import muscle_problem, recording_state
 
-    from msdiversity.analysis.baselines import muscle_problem, reference_state
-    from msdiversity.errors import ModelError
-    from msdiversity.models import load_model
-    from msdiversity.models.registry import muscle_ids
-
-    if "ref_qpos_full" not in rec:
-        raise InputError("recording has no 'ref_qpos_full' (needed for the muscle torque map)", field="ref_qpos_full")
-    try:
-        model = load_model(rec.attrs.get("model", "")).model
-    except ModelError as e:
-        raise InputError(f"cannot load the recording's model: {e}", field="model") from None
-    mus = muscle_ids(model)
-    names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_ACTUATOR, i) for i in mus]
-    rec_mus = [str(m) for m in rec["muscle"].values]
-    missing = [m for m in rec_mus if m not in names]
-    if missing:
-        raise InputError(f"recording muscles not in model {rec.attrs.get('model')}: {missing[:5]}", field="muscle")
-    order = np.array([int(mus[names.index(m)]) for m in rec_mus])
-    qpos = np.asarray(rec["ref_qpos_full"].values, float)
-    if qpos.shape[1] != model.nq:
-        raise InputError(f"ref_qpos_full has {qpos.shape[1]} columns, model nq = {model.nq}", field="ref_qpos_full")
-    dt = float(np.median(np.diff(prep.time)))
-    qvel = np.asarray(rec["ref_qvel_full"].values, float) if "ref_qvel_full" in rec and cutoff_hz <= 0 else None
-    qpos, qvel, qacc = reference_state(model, qpos, dt, qvel, cutoff_hz)
+    model, order, qpos, qvel, qacc, frames = recording_state(rec, prep, cutoff_hz, "the muscle torque map")
     prob = muscle_problem(model, qpos, qvel, qacc, order)
-    frames = np.clip(np.rint(np.interp(prep.phase_time, prep.time, np.arange(len(prep.time)))).astype(int),
-                     0, len(prep.time) - 1)
     return prob, frames
 
 
